@@ -1,0 +1,11 @@
+"""ssfbench: a benchmark harness for self-supervised facial representations.
+
+The package root exposes the version; the harness lives in submodules (``ssfbench.losses``,
+``ssfbench.probe``, ``ssfbench.registry``, ...). Method plugins import as ``ssfbench.methods.*`` and
+dataset adapters as ``ssfbench.datasets.*``.
+"""
+
+__version__ = "0.1.0"
+
+#: Version of the evaluation protocol (probe, folds, metrics). A changed default is a new version.
+PROTOCOL_VERSION = "1"

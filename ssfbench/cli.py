@@ -1,0 +1,223 @@
+"""The ``ssfbench`` command line (click). Every bad input ends in one ``error:`` line and exit code 2.
+
+Options that take lists accept them space-separated after one flag, as in
+``ssfbench compare --datasets bp4d disfa`` or ``ssfbench run --method ranking --k 1 2 4``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ssfbench.errors import UserError
+
+#: options whose values may follow one flag space-separated; expanded to repeated flags before click
+LIST_OPTIONS = ("--datasets", "--k", "--methods", "--seeds")
+
+
+def expand_list_options(argv: list[str]) -> list[str]:
+    """``--datasets a b`` -> ``--datasets a --datasets b`` for the options in ``LIST_OPTIONS``."""
+    out: list[str] = []
+    current = None
+    for arg in argv:
+        if arg.startswith("-"):
+            current = arg if arg in LIST_OPTIONS else None
+            if current is None:
+                out.append(arg)
+            continue
+        if current is not None:
+            out.extend([current, arg])
+        else:
+            out.append(arg)
+    return out
+
+
+def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``("lr=0.01", "n=4")`` -> ``{"lr": "0.01", "n": "4"}``."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key.replace("-", "_")] = value
+    return out
+
+
+def parse_roots(pairs: tuple[str, ...]) -> dict[str, Path]:
+    """``("bp4d=/data/BP4D",)`` -> ``{"bp4d": Path("/data/BP4D")}``."""
+    out = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep:
+            raise UserError(f"--root expects NAME=PATH, got {pair!r}")
+        out[name] = Path(path)
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="ssfbench")
+def cli() -> None:
+    """ssfbench: benchmark self-supervised facial representations for AU detection and expression
+    recognition with one frozen-encoder linear-probe protocol.
+
+    \b
+    Quick start (no downloads; the embedded synthetic benchmark):
+      ssfbench run --method random            # the floor
+      ssfbench run --method ranking --k 2     # pretrain, embed, probe, print tables
+      ssfbench compare --datasets synth-au synth-expr
+    """
+
+
+@cli.command()
+@click.option("--method", "method_name", required=True, help="Registered method (see `ssfbench list methods`).")
+@click.option("--k", "ks", type=int, multiple=True, help="Ranking interval k (ranking-style methods); several values run several encoders.")
+@click.option("--steps", type=int, default=None, help="Pretraining steps (default 300: the synthetic default budget).")
+@click.option("--epochs", type=int, default=None, help="Pretraining epochs instead of --steps.")
+@click.option("--image-size", type=int, default=64, show_default=True, help="Input size of the encoder (and of the synthetic renderer).")
+@click.option("--backbone", default="resnet18", show_default=True, help="Any timm model name.")
+@click.option("--pretrained", default=None, help="Backbone init: 'imagenet' (timm weights, must be cached locally) or a state-dict path.")
+@click.option("--weights", type=click.Path(path_type=Path), default=None, help="Load this checkpoint instead of pretraining.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, sampling and probe.")
+@click.option("--seeds", type=int, multiple=True, help="Several seeds (space-separated); overrides --seed.")
+@click.option("--datasets", multiple=True, help="Evaluation datasets (default: synth-au synth-expr).")
+@click.option("--root", "roots", multiple=True, help="NAME=PATH of a dataset's local copy (repeatable).")
+@click.option("--pretrain-data", default="synth-vox", show_default=True, help="Video dataset to pretrain on.")
+@click.option("--lr", type=float, default=None, help="Learning rate (method default otherwise).")
+@click.option("--batch-size", type=int, default=None, help="Windows per step (method default otherwise).")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any other method setting, e.g. --set optimizer=adam.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("ssfbench-out"), show_default=True, help="Output folder.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--workers", type=int, default=1, show_default=True, help="DataLoader worker processes.")
+@click.option("--overwrite", type=click.Choice(["only-missing", "always", "never"]), default="only-missing", show_default=True, help="Embedding caches: reuse, recompute, or refuse a mismatch.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | None, image_size: int, backbone: str,
+        pretrained: str | None, weights: Path | None, seed: int, seeds: tuple[int, ...], datasets: tuple[str, ...],
+        roots: tuple[str, ...], pretrain_data: str, lr: float | None, batch_size: int | None,
+        settings: tuple[str, ...], out: Path, device: str, workers: int, overwrite: str, quiet: bool) -> None:
+    """Pretrain (or load) an encoder, embed, probe, print the per-label tables and update the
+    leaderboards. With no dataset options it runs the embedded synthetic benchmark."""
+    from ssfbench.runner import DEFAULT_EVAL_DATASETS, DEFAULT_STEPS, RunSpec
+    from ssfbench.runner import run as run_spec
+
+    if any(k < 1 for k in ks):
+        raise UserError(f"--k must be >= 1, got {min(ks)}")
+    if image_size < 16:
+        raise UserError(f"--image-size must be at least 16, got {image_size}")
+    overrides: dict[str, object] = parse_settings(settings)
+    if lr is not None:
+        overrides["lr"] = lr
+    if batch_size is not None:
+        overrides["batch_size"] = batch_size
+    if weights is not None and not weights.is_file():
+        raise UserError(f"{weights}: weights file not found")
+    if steps is not None and epochs is not None:
+        raise UserError("give --steps or --epochs, not both")
+    spec_steps = steps if steps is not None else DEFAULT_STEPS
+    if steps is not None and steps < 0:
+        raise UserError(f"--steps must be >= 0, got {steps}")
+    base = RunSpec(method=method_name, backbone=backbone, image_size=image_size, pretrained=pretrained,
+                   weights=weights, steps=spec_steps, datasets=tuple(datasets) or DEFAULT_EVAL_DATASETS,
+                   roots=parse_roots(roots), pretrain_data=pretrain_data, out=out, device=device,
+                   num_workers=workers, overwrite=overwrite, progress=not quiet)
+    for k in ks or (None,):
+        for s in seeds or (seed,):
+            spec_overrides = dict(overrides) if k is None else {**overrides, "k": k}
+            spec = RunSpec(**{**base.__dict__, "overrides": spec_overrides, "seed": s})
+            if epochs is not None:
+                spec.steps = epochs_to_steps(spec, epochs)
+            print_results(run_spec(spec), out)
+
+
+def epochs_to_steps(spec, epochs: int) -> int:
+    """Steps that make ``epochs`` passes over the pretraining videos' training split."""
+    from ssfbench.pretrain import split_videos
+    from ssfbench.runner import build_method, open_dataset
+
+    method = build_method(spec)
+    videos = open_dataset(spec.pretrain_data, spec)
+    n_train = len(split_videos(len(videos), 0.2, spec.seed)[0])
+    return epochs * max(1, n_train // method.config.batch_size)
+
+
+def print_results(results: list[dict], out: Path) -> None:
+    """Print, per dataset, this run's per-label scores among every row of that leaderboard."""
+    import pandas as pd
+
+    from ssfbench.tables import METRIC_NAMES, leaderboard_table
+
+    for result in results:
+        board = pd.read_csv(out / "results" / f"{result['dataset']}.csv", keep_default_na=False,
+                            na_values=[""])
+        board["variant"] = board["variant"].fillna("")
+        metric = METRIC_NAMES[result["metric"]]
+        click.echo(f"\n{result['dataset']}: per-label {metric} x100, mean over {len(result['scores_per_fold'])} "
+                   f"fold(s); avg = mean over labels, ± = std over folds (or seeds); * = this run")
+        click.echo(leaderboard_table(board, result["labels"], highlight=result["config_hash"]))
+        click.echo(f"results: {out / 'results' / 'runs' / result['run_id'] / (result['dataset'] + '.json')}")
+
+
+@cli.group()
+def synth() -> None:
+    """The embedded synthetic benchmark (procedural talking faces with known AU intensities)."""
+
+
+@synth.command("preview")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
+@click.option("--videos", type=int, default=6, show_default=True, help="Rows: synth-vox videos.")
+@click.option("--times", type=int, default=10, show_default=True, help="Columns: frames over time.")
+@click.option("--stride", type=int, default=5, show_default=True, help="Frames between columns (25 fps).")
+@click.option("--image-size", type=int, default=96, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_preview(out: Path, videos: int, times: int, stride: int, image_size: int, seed: int) -> None:
+    """Write a grid of synthetic faces over time (rows = videos) so a person can look at the data."""
+    from ssfbench.datasets.synthetic import preview_grid
+
+    if out.parent and not out.parent.exists():
+        raise UserError(f"{out.parent}: folder does not exist")
+    path = preview_grid(out, videos=videos, times=times, image_size=image_size, seed=seed, stride=stride)
+    click.echo(f"wrote {path}")
+
+
+@cli.command("list")
+@click.argument("what", type=click.Choice(["methods", "datasets", "backbones"]))
+@click.option("--filter", "pattern", default="*", help="Backbones: a timm wildcard, e.g. 'resnet*'.")
+def list_cmd(what: str, pattern: str) -> None:
+    """Show what is installed: methods, datasets (with their origin) or timm backbones."""
+    from tabulate import tabulate
+
+    if what == "backbones":
+        import timm
+
+        names = timm.list_models(pattern)
+        click.echo("\n".join(names))
+        click.echo(f"({len(names)} timm models; any of them works with --backbone)")
+        return
+    from ssfbench.registry import DATASETS, METHODS
+
+    registry = METHODS if what == "methods" else DATASETS
+    click.echo(tabulate(registry.describe(), headers=["name", "summary", "from"], tablefmt="plain"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: expand list options, run click, turn UserError into one line + exit 2."""
+    args = expand_list_options(list(sys.argv[1:] if argv is None else argv))
+    try:
+        cli.main(args=args, prog_name="ssfbench", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted; rerun the same command to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

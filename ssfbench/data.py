@@ -1,0 +1,101 @@
+"""Dataset interfaces the harness reads: unlabeled videos for pretraining and labelled frames
+for the linear probe. Adapters (``ssfbench.datasets.*``) subclass one of the two.
+
+Images cross these interfaces as ``uint8`` RGB arrays ``[H, W, 3]`` (frames of one video as
+``[T, H, W, 3]``); resizing and normalisation to a method's input happen in the harness
+(``ssfbench.preprocess``), so an adapter never needs to know which method is being evaluated.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train/test partition of a labelled dataset (row indices into the dataset)."""
+
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+
+
+class Dataset(abc.ABC):
+    """What every registered dataset has: a name, a one-line summary and a fingerprint."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    kind: ClassVar[Literal["videos", "frames"]]
+
+    @classmethod
+    @abc.abstractmethod
+    def open(cls, root: Path | None = None, *, image_size: int = 64, seed: int = 0) -> Dataset:
+        """Open the dataset. ``root`` is the user's copy (ignored by synthetic datasets);
+        ``image_size`` and ``seed`` only matter for data rendered on the fly."""
+
+    @abc.abstractmethod
+    def fingerprint(self) -> str:
+        """A short hex digest that changes whenever the data the harness would read changes."""
+
+
+class VideoSource(Dataset):
+    """Unlabeled talking-face videos for pretraining."""
+
+    kind = "videos"
+    fps: float = 25.0
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Number of videos."""
+
+    @abc.abstractmethod
+    def num_frames(self, video: int) -> int:
+        """Number of frames of video ``video``."""
+
+    @abc.abstractmethod
+    def identity(self, video: int) -> str:
+        """The speaker of video ``video`` (for identity-level splits)."""
+
+    @abc.abstractmethod
+    def read_frames(self, video: int, frames: Sequence[int]) -> np.ndarray:
+        """Frames ``frames`` of video ``video`` as uint8 ``[len(frames), H, W, 3]``."""
+
+
+class LabeledFrames(Dataset):
+    """Labelled face images for the probe: one row per frame.
+
+    Subclasses set ``label_names``, ``metric`` and fill ``keys`` (unique frame ids, in dataset
+    order), ``subjects`` and ``targets`` (int8 ``[N, C]``: 1 present, 0 absent, -1 unknown).
+    """
+
+    kind = "frames"
+    label_names: tuple[str, ...]
+    metric: Literal["f1", "auc"]
+    keys: np.ndarray
+    subjects: np.ndarray
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @abc.abstractmethod
+    def folds(self) -> list[Fold]:
+        """The protocol's train/test partitions (subject-independent where the protocol says so)."""
+
+    @abc.abstractmethod
+    def read_image(self, index: int) -> np.ndarray:
+        """Row ``index`` as a uint8 ``[H, W, 3]`` face crop."""
+
+    def read_images(self, indices: Sequence[int]) -> list[np.ndarray]:
+        """Several rows at once; adapters that can batch (a renderer, a video decoder) override it."""
+        return [self.read_image(int(i)) for i in indices]
+
+    def preprocessing(self) -> dict:
+        """How faces were cropped before the harness resizes them (recorded in cache attributes)."""
+        return {"crop": "none"}

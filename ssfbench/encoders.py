@@ -1,0 +1,72 @@
+"""The shared image encoder: a timm trunk without classifier, a linear projection, L2 norm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssfbench.errors import UserError
+
+
+def create_trunk(backbone: str, pretrained: str | None = None) -> nn.Module:
+    """A timm model with its classifier removed (``num_classes=0``: pooled features out).
+
+    ``pretrained`` is None (random init), ``"imagenet"`` (timm's weights, which must already be in
+    the local cache: nothing is downloaded) or a path to a timm-layout state dict.
+    """
+    if not timm.is_model(backbone):
+        import difflib
+
+        near = difflib.get_close_matches(backbone, timm.list_models(), n=3)
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        raise UserError(f"unknown backbone {backbone!r}{hint}; `ssfbench list backbones` shows them")
+    if pretrained == "imagenet":
+        return _create_offline_pretrained(backbone)
+    trunk = timm.create_model(backbone, pretrained=False, num_classes=0)
+    if pretrained:
+        path = Path(pretrained)
+        if not path.is_file():
+            raise UserError(f"{path}: backbone weights file not found")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing, unexpected = trunk.load_state_dict(state, strict=False)
+        if missing:
+            raise UserError(f"{path}: not a {backbone} state dict (missing keys: {', '.join(missing[:5])} ...)")
+    return trunk
+
+
+def _create_offline_pretrained(backbone: str) -> nn.Module:
+    """timm's ImageNet weights from the local Hugging Face cache only (hub offline mode)."""
+    import huggingface_hub.constants as hf_constants
+
+    saved = hf_constants.HF_HUB_OFFLINE
+    hf_constants.HF_HUB_OFFLINE = True
+    try:
+        return timm.create_model(backbone, pretrained=True, num_classes=0)
+    except Exception as exc:  # noqa: BLE001 - any failure means the weights are not local
+        raise UserError(
+            f"ImageNet weights for {backbone!r} are not in the local cache and nothing is downloaded at run "
+            f"time; put them in the Hugging Face cache (HF_HOME) or pass --pretrained PATH ({type(exc).__name__})"
+        ) from None
+    finally:
+        hf_constants.HF_HUB_OFFLINE = saved
+
+
+class Encoder(nn.Module):
+    """``(B, 3, H, W) -> (B, dim)``: timm trunk -> ``Linear(features, dim)`` -> L2 norm (optional)."""
+
+    def __init__(self, backbone: str = "resnet18", dim: int = 256, normalize: bool = True,
+                 pretrained: str | None = None) -> None:
+        super().__init__()
+        self.backbone_name = backbone
+        self.trunk = create_trunk(backbone, pretrained)
+        self.fc = nn.Linear(self.trunk.num_features, dim)
+        self.normalize = normalize
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.fc(self.trunk(x))
+        return F.normalize(z, p=2, dim=1) if self.normalize else z

@@ -1,0 +1,120 @@
+"""The method contract: what a self-supervised method owns, on a small base class.
+
+The harness owns everything methods share (training loop, devices, checkpoints, embedding,
+caching, the probe, tables). A method owns only its model, which frames of a video one training
+example takes, its loss, its preprocessing and its defaults. ``methods/README.md`` is the guide.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from ssfbench.preprocess import Preprocess
+
+
+@dataclass
+class MethodConfig:
+    """Defaults every method has; a method subclasses this to add its own (k, margin, ...).
+
+    Optimiser fields are the method's defaults because the papers differ (ranking: SGD 1e-3).
+    """
+
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 16
+    #: per-frame crop jitter: each training frame is a random crop of this fraction of the side
+    #: (drawn uniformly in [jitter, 1]), resized back; 1.0 disables it. 200/224 as in the paper's code.
+    jitter: float = 0.89
+
+    def replace(self, **overrides: Any) -> MethodConfig:
+        """A copy with ``overrides`` applied; values are cast to the field's type; unknown keys fail."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        cast = {}
+        for key, value in overrides.items():
+            if key not in fields:
+                raise KeyError(key)
+            default = getattr(self, key)
+            cast[key] = type(default)(value) if isinstance(default, (int, float, str)) and not isinstance(default, bool) else value
+        return dataclasses.replace(self, **cast)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Method(nn.Module, abc.ABC):
+    """A self-supervised method: an ``nn.Module`` holding the model it trains.
+
+    Subclasses set ``name``, ``summary``, ``Config`` and implement ``build`` (create modules),
+    ``embed`` (evaluation embedding, encoder only) and, when ``trainable``, ``training_loss``.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    #: False for floors such as ``random``: the harness saves the initial weights without training
+    trainable: ClassVar[bool] = True
+    #: the validation metric used to select the best checkpoint and whether higher is better
+    selection: ClassVar[tuple[str, Literal["max", "min"]]] = ("val_loss", "min")
+
+    def __init__(self, config: MethodConfig | None = None, *, backbone: str = "resnet18",
+                 image_size: int = 64, pretrained: str | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else self.Config()
+        self.backbone = backbone
+        self.image_size = image_size
+        self.pretrained = pretrained
+        self.build()
+
+    # ---- what a method must say -------------------------------------------------------------
+    @abc.abstractmethod
+    def build(self) -> None:
+        """Create the modules (called once from ``__init__``, after ``config`` etc. are set)."""
+
+    @abc.abstractmethod
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Preprocessed images ``[B, 3, S, S]`` -> embeddings ``[B, D]`` used for evaluation."""
+
+    def frame_offsets(self) -> list[int]:
+        """Frames one training example takes, as offsets from an anchor frame (``[0]`` = one frame)."""
+        return [0]
+
+    def training_loss(self, frames: torch.Tensor) -> torch.Tensor:
+        """Loss on a batch of examples ``[B, T, 3, S, S]`` (``T = len(frame_offsets())``)."""
+        raise TypeError(f"method {self.name!r} is not trainable")
+
+    @torch.no_grad()
+    def validation_metrics(self, frames: torch.Tensor) -> dict[str, float]:
+        """Metrics on one held-out batch (averaged over batches by the harness)."""
+        return {"val_loss": float(self.training_loss(frames))}
+
+    # ---- what a method may refine -----------------------------------------------------------
+    @property
+    def preprocess(self) -> Preprocess:
+        """Input size and normalisation; saved with every checkpoint and embedding cache."""
+        return Preprocess(input_size=self.image_size)
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of ``embed``'s output."""
+        return 256
+
+    def variant(self) -> str:
+        """Short label of the method-specific setting (e.g. ``k=2``); empty when there is none."""
+        return ""
+
+    def display_name(self) -> str:
+        """Row name in tables, e.g. ``Ranking k=2``."""
+        v = self.variant()
+        return f"{self.name.capitalize()} {v}".strip()
+
+    def load_released_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Load weights released in another layout (the default: this module's own layout)."""
+        self.load_state_dict(state_dict)

@@ -1,0 +1,61 @@
+"""Preprocessing that travels with the weights (as timm's ``PretrainedCfg`` does): input size and
+normalisation are saved in every checkpoint and every embedding cache, and applied here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How images become model input: resized to ``input_size`` (square, bilinear), scaled to
+    [0, 1], then normalised with ``mean``/``std`` (mean 0 / std 1 means raw [0, 1] input)."""
+
+    input_size: int = 64
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def to_dict(self) -> dict:
+        return {"input_size": self.input_size, "mean": list(self.mean), "std": list(self.std)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Preprocess:
+        return cls(int(d["input_size"]), tuple(d["mean"]), tuple(d["std"]))
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[..., H, W, 3]`` (channels last, any leading dims) -> float ``[..., 3, S, S]``."""
+        lead = images.shape[:-3]
+        x = images.reshape(-1, *images.shape[-3:]).permute(0, 3, 1, 2).float().div_(255.0)
+        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
+                              align_corners=False, antialias=True)
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+        x = (x - mean) / std
+        return x.reshape(*lead, 3, self.input_size, self.input_size)
+
+
+def stack_resized(images: list[np.ndarray], size: int) -> np.ndarray:
+    """Stack uint8 images of possibly different sizes into ``[B, size, size, 3]`` (bilinear)."""
+    if all(im.shape[:2] == (size, size) for im in images):
+        return np.stack(images)
+    out = []
+    for im in images:
+        t = torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1)[None].float()
+        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        out.append(t[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy())
+    return np.stack(out)
+
+
+__all__ = ["Preprocess", "IMAGENET_MEAN", "IMAGENET_STD", "stack_resized"]

@@ -1,0 +1,242 @@
+"""The pretraining loop every method shares: windows of frames from unlabeled videos, an 80/20
+video-level split, validation each epoch, best-checkpoint selection, resumable checkpoints.
+
+The window stream is a pure function of (seed, step): which videos, which anchors and which crop
+jitter a step uses never depends on what ran before, so a resumed run sees exactly the batches an
+uninterrupted one would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ssfbench.checkpoint import atomic_write_bytes, atomic_write_json, save_checkpoint
+from ssfbench.data import VideoSource
+from ssfbench.device import autocast, resolve_device
+from ssfbench.errors import UserError
+from ssfbench.method import Method
+from ssfbench.sampling import window_span
+
+
+@dataclass
+class PretrainSettings:
+    """Budget and machinery of one pretraining run (the method's own defaults live in its Config)."""
+
+    steps: int = 300
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 1
+    val_fraction: float = 0.2
+    progress: bool = True
+
+
+@dataclass
+class PretrainResult:
+    """Where the selected checkpoint is and how training went."""
+
+    best_path: Path
+    sha256: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=dict)
+
+
+def split_videos(n_videos: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Video-level split: a seeded permutation, the last ``val_fraction`` held out."""
+    perm = np.random.default_rng([seed, 7919]).permutation(n_videos)
+    n_val = max(1, int(round(n_videos * val_fraction)))
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+class WindowBatches(Dataset):
+    """Item ``step`` -> uint8 ``[B, T, H, W, 3]``: the windows of training step ``step``.
+
+    Epoch ``e`` visits every training video once in a seeded order, each with a fresh anchor drawn
+    from ``(seed, e, video)``; videos shorter than the window are skipped (and counted).
+    """
+
+    def __init__(self, videos: VideoSource, train_ids: np.ndarray, offsets: list[int], batch_size: int,
+                 seed: int) -> None:
+        span = window_span(offsets)
+        self.videos, self.offsets, self.batch_size, self.seed = videos, np.asarray(offsets), batch_size, seed
+        self.usable = np.array([v for v in train_ids if videos.num_frames(int(v)) >= span])
+        self.span = span
+        if len(self.usable) < batch_size:
+            raise UserError(f"{videos.name}: only {len(self.usable)} training videos have at least {span} frames "
+                            f"(the window), fewer than a batch of {batch_size}")
+        self.steps_per_epoch = len(self.usable) // batch_size
+
+    def windows(self, step: int) -> list[tuple[int, int]]:
+        """(video, anchor) pairs of training step ``step``."""
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.usable))
+        chosen = self.usable[order[pos * self.batch_size:(pos + 1) * self.batch_size]]
+        out = []
+        for v in chosen:
+            last = self.videos.num_frames(int(v)) - self.span
+            anchor = int(np.random.default_rng([self.seed, epoch, int(v)]).integers(0, last + 1))
+            out.append((int(v), anchor))
+        return out
+
+    def __len__(self) -> int:  # the stream is unbounded; DataLoader only needs a sampler
+        return 2**62
+
+    def __getitem__(self, step: int) -> torch.Tensor:
+        frames = [self.videos.read_frames(v, (a + self.offsets).tolist()) for v, a in self.windows(step)]
+        return torch.from_numpy(np.stack(frames))
+
+
+def validation_windows(videos: VideoSource, val_ids: np.ndarray, offsets: list[int], seed: int) -> np.ndarray:
+    """Fixed windows (one per held-out video, anchors from the seed) as uint8 ``[V, T, H, W, 3]``."""
+    span = window_span(offsets)
+    out = []
+    for v in val_ids:
+        n = videos.num_frames(int(v))
+        if n < span:
+            continue
+        anchor = int(np.random.default_rng([seed, 104729, int(v)]).integers(0, n - span + 1))
+        out.append(videos.read_frames(int(v), [anchor + o for o in offsets]))
+    if not out:
+        raise UserError(f"{videos.name}: no held-out video has at least {span} frames (the window)")
+    return np.stack(out)
+
+
+def jitter(x: torch.Tensor, min_scale: float, generator: torch.Generator) -> torch.Tensor:
+    """Per-image random crop of side ``s ~ U(min_scale, 1)`` at a random position, resized back
+    (one batched ``grid_sample``); ``x`` is ``[N, 3, S, S]``."""
+    if min_scale >= 1.0:
+        return x
+    n = x.shape[0]
+    s = torch.empty(n).uniform_(min_scale, 1.0, generator=generator)
+    tx = (torch.rand(n, generator=generator) * 2 - 1) * (1 - s)
+    ty = (torch.rand(n, generator=generator) * 2 - 1) * (1 - s)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = s, s, tx, ty
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def make_optimizer(method: Method) -> torch.optim.Optimizer:
+    """The optimiser the method's config asks for, over its trainable parameters."""
+    cfg = method.config
+    params = [p for p in method.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise UserError(f"unknown optimizer {cfg.optimizer!r} (expected sgd or adam)")
+
+
+@torch.no_grad()
+def validate(method: Method, windows: np.ndarray, device: torch.device, batch_size: int) -> dict[str, float]:
+    """The method's validation metrics averaged over the held-out windows (eval mode)."""
+    was_training = method.training
+    method.eval()
+    totals: dict[str, float] = {}
+    for start in range(0, len(windows), batch_size):
+        chunk = torch.from_numpy(windows[start:start + batch_size]).to(device)
+        with autocast(device):
+            metrics = method.validation_metrics(method.preprocess(chunk))
+        for key, value in metrics.items():
+            totals[key] = totals.get(key, 0.0) + value * len(chunk)
+    method.train(was_training)
+    return {k: v / len(windows) for k, v in totals.items()}
+
+
+def _better(value: float, best: float | None, mode: str) -> bool:
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, run_dir: Path,
+             meta: dict[str, Any] | None = None) -> PretrainResult:
+    """Train ``method`` on ``videos`` for ``settings.steps`` steps; validate at every epoch end and at
+    the last step; keep the best checkpoint (``best.pt`` + ``best.json``) by the method's selection
+    metric. Resumes from ``last.pt`` in ``run_dir`` when one is there."""
+    device = resolve_device(settings.device)
+    torch.manual_seed(settings.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    offsets = method.frame_offsets()
+    train_ids, val_ids = split_videos(len(videos), settings.val_fraction, settings.seed)
+    stream = WindowBatches(videos, train_ids, offsets, method.config.batch_size, settings.seed)
+    val = validation_windows(videos, val_ids, offsets, settings.seed)
+    metric, mode = method.selection
+
+    method.to(device)
+    if device.type == "cuda":
+        method.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(method)
+    state = {"step": 0, "history": [], "best": None, "best_sha256": None}
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if last_path.is_file():
+        saved = torch.load(last_path, map_location=device, weights_only=False)
+        method.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = saved["state"]
+    else:
+        state["history"].append({"epoch": 0, "step": 0, **validate(method, val, device, method.config.batch_size)})
+
+    base_meta = {**(meta or {}), "pretrain": {"steps": settings.steps, "seed": settings.seed,
+                                              "train_videos": len(stream.usable), "val_videos": len(val),
+                                              "offsets": offsets, "dataset": videos.name,
+                                              "dataset_fingerprint": videos.fingerprint()}}
+    loader = DataLoader(stream, batch_size=None, sampler=range(state["step"], settings.steps),
+                        num_workers=settings.num_workers, pin_memory=device.type == "cuda",
+                        prefetch_factor=4 if settings.num_workers else None,
+                        persistent_workers=False)
+    method.train()
+    bar = tqdm(total=settings.steps, initial=state["step"], disable=not settings.progress,
+               desc=f"pretrain {method.display_name()}", unit="step", dynamic_ncols=True)
+    started = time.time()
+    running = []
+    for frames in loader:
+        step = state["step"]
+        gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
+        x = method.preprocess(frames.to(device, non_blocking=True))
+        b, t = x.shape[:2]
+        x = jitter(x.flatten(0, 1), method.config.jitter, gen).view(b, t, *x.shape[2:])
+        with autocast(device):
+            loss = method.training_loss(x)
+        if not torch.isfinite(loss):
+            raise UserError(f"pretraining diverged at step {step} (loss {float(loss)}); lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running.append(float(loss))
+        state["step"] = step + 1
+        bar.update(1)
+        epoch_end = state["step"] % stream.steps_per_epoch == 0 or state["step"] == settings.steps
+        if epoch_end:
+            record = {"epoch": math.ceil(state["step"] / stream.steps_per_epoch), "step": state["step"],
+                      "train_loss": float(np.mean(running)), **validate(method, val, device, method.config.batch_size),
+                      "elapsed_s": round(time.time() - started, 1)}
+            running = []
+            state["history"].append(record)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train_loss", metric)})
+            if _better(record[metric], state["best"] and state["best"][metric], mode):
+                state["best"] = record
+                state["best_sha256"] = save_checkpoint(method, best_path, {**base_meta, "selected": record,
+                                                                           "history": state["history"]})
+            payload = {"model": method.state_dict(), "optimizer": optimizer.state_dict(),
+                       "torch_rng": torch.get_rng_state(), "state": state}
+            atomic_write_bytes(last_path, lambda tmp, p=payload: torch.save(p, tmp))
+    bar.close()
+    if state["best"] is None:  # zero steps asked for: the initial weights are the checkpoint
+        state["best"] = state["history"][0]
+        state["best_sha256"] = save_checkpoint(method, best_path, {**base_meta, "selected": state["best"],
+                                                                   "history": state["history"]})
+    record = json.loads(best_path.with_suffix(".json").read_text())
+    record.update(history=state["history"], completed=True)
+    atomic_write_json(best_path.with_suffix(".json"), record)
+    method.cpu()
+    return PretrainResult(best_path, state["best_sha256"], state["history"], state["best"])

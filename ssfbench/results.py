@@ -1,0 +1,117 @@
+"""Results files and leaderboards.
+
+One results JSON per (run, dataset) holds per-fold, per-label scores and everything needed to
+rerun it. Leaderboard CSVs (one per dataset) are a pure function of those JSON files, so they can
+be rebuilt and diffed: ``build_leaderboard(load_results(dir), dataset)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ssfbench.checkpoint import atomic_write_bytes
+
+SCHEMA = "ssfbench.result/1"
+PROVENANCE = ["run_id", "config_hash", "protocol_version", "ssfbench_version", "date"]
+
+
+def summarise_folds(per_fold: dict[str, dict[str, float]], labels: list[str]) -> dict[str, Any]:
+    """Mean and std over folds per label, and the average over labels (of the fold means), with the
+    std over folds of each fold's label average. NaN stays NaN: no average over missing labels."""
+    scores = np.array([[per_fold[f][lab] for lab in labels] for f in per_fold], dtype=float)  # [F, C]
+    fold_avg = scores.mean(axis=1)
+    return {
+        "mean": dict(zip(labels, scores.mean(axis=0).tolist())),
+        "std": dict(zip(labels, scores.std(axis=0).tolist())),
+        "avg": float(fold_avg.mean()),
+        "avg_std": float(fold_avg.std()),
+    }
+
+
+def result_path(results_dir: Path, run_id: str, dataset: str) -> Path:
+    """Where the result of ``run_id`` on ``dataset`` lives under ``results_dir``."""
+    return results_dir / "runs" / run_id / f"{dataset}.json"
+
+
+def write_result(results_dir: Path, result: dict[str, Any]) -> Path:
+    """Write one result atomically; returns its path."""
+    path = result_path(results_dir, result["run_id"], result["dataset"])
+    text = json.dumps(_jsonable(result), indent=2, sort_keys=True) + "\n"
+    atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text))
+    return path
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    return obj
+
+
+def load_results(results_dir: Path) -> list[dict[str, Any]]:
+    """Every result JSON under ``results_dir/runs`` (sorted by path, so the order is stable)."""
+    out = []
+    for path in sorted((Path(results_dir) / "runs").glob("*/*.json")):
+        data = json.loads(path.read_text())
+        if data.get("schema") == SCHEMA:
+            out.append(data)
+    return out
+
+
+def build_leaderboard(results: list[dict[str, Any]], dataset: str) -> pd.DataFrame:
+    """One row per (method, variant, backbone, config): label scores averaged over the runs (seeds)
+    of that configuration, ``avg`` = mean over labels, plus ``avg_std`` (std over folds, or over
+    seeds when there are several), ``n_runs`` and provenance columns. Rows sorted by ``avg``."""
+    rows = [r for r in results if r["dataset"] == dataset]
+    if not rows:
+        return pd.DataFrame()
+    labels = rows[0]["labels"]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r["config_hash"], []).append(r)
+    table = []
+    for config_hash, runs in groups.items():
+        runs = sorted(runs, key=lambda r: r["run_id"])
+        first = runs[0]
+        means = np.array([[np.nan if r["mean"][lab] is None else r["mean"][lab] for lab in labels] for r in runs])
+        avgs = np.array([np.nan if r["avg"] is None else r["avg"] for r in runs])
+        row = {"method": first["method"], "variant": first["variant"], "backbone": first["backbone"],
+               "source": first.get("source", "ssfbench"), "display_name": first["display_name"]}
+        row.update({lab: float(v) for lab, v in zip(labels, means.mean(axis=0))})
+        row["avg"] = float(avgs.mean())
+        row["avg_std"] = float(avgs.std()) if len(runs) > 1 else float(first["avg_std"] or np.nan)
+        row["n_runs"] = len(runs)
+        row["seeds"] = " ".join(str(r["seed"]) for r in runs)
+        row["run_id"] = " ".join(r["run_id"] for r in runs)
+        row["config_hash"] = config_hash
+        row["protocol_version"] = first["protocol_version"]
+        row["ssfbench_version"] = first["ssfbench_version"]
+        row["date"] = max(r["date"] for r in runs)
+        table.append(row)
+    df = pd.DataFrame(table)
+    return df.sort_values(["avg", "method", "variant"], ascending=[False, True, True], na_position="last",
+                          ignore_index=True)
+
+
+def write_leaderboards(results_dir: Path) -> list[Path]:
+    """Rebuild ``results_dir/<dataset>.csv`` for every dataset that has results; returns the paths."""
+    results = load_results(results_dir)
+    paths = []
+    for dataset in sorted({r["dataset"] for r in results}):
+        df = build_leaderboard(results, dataset)
+        path = Path(results_dir) / f"{dataset}.csv"
+        text = df.to_csv(index=False, float_format="%.4f")
+        atomic_write_bytes(path, lambda tmp, t=text: Path(tmp).write_text(t))
+        paths.append(path)
+    return paths

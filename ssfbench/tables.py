@@ -1,0 +1,31 @@
+"""Formatting tables for the terminal and for papers (markdown, CSV, LaTeX) with tabulate."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from tabulate import tabulate
+
+METRIC_NAMES = {"f1": "F1", "auc": "AUC"}
+
+
+def _pct(v: float) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
+
+
+def leaderboard_table(board: pd.DataFrame, labels: list[str], *, highlight: str | None = None,
+                      fmt: str = "github") -> str:
+    """Paper-style table: one row per leaderboard row, one column per label plus the average and
+    its spread (x100, one decimal). ``highlight`` (a config_hash) marks the row with ``*``."""
+    rows = []
+    for _, r in board.iterrows():
+        name = r["display_name"] + (f" ({r['variant']})" if r["variant"] and r["variant"] not in r["display_name"] else "")
+        if r.get("backbone") and r["backbone"] != "resnet18":
+            name += f" [{r['backbone']}]"
+        if highlight is not None and r["config_hash"] == highlight:
+            name = "* " + name
+        spread = "" if pd.isna(r["avg_std"]) else f"±{100 * r['avg_std']:.1f}"
+        rows.append([name, *(_pct(r[lab]) for lab in labels), _pct(r["avg"]), spread, int(r["n_runs"])])
+    headers = ["method", *labels, "avg", "±", "runs"]
+    return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)

@@ -1,0 +1,94 @@
+"""Registry: built-ins, real entry-point plugins, clashes, broken plugins, suggestions."""
+
+import sys
+import textwrap
+import warnings
+
+import pytest
+
+from ssfbench.errors import UserError
+from ssfbench.registry import METHODS, PluginWarning, get_method, list_datasets, list_methods
+
+PLUGIN = '''
+import torch
+from ssfbench.method import Method
+from ssfbench.encoders import Encoder
+
+class TinyMethod(Method):
+    name = "tiny"
+    summary = "a plugin method for tests"
+    def build(self):
+        self.encoder = Encoder(self.backbone, dim=8)
+    def embed(self, images):
+        return self.encoder(images)
+
+class ClashMethod(TinyMethod):
+    name = "ranking"
+
+class NotAMethod:
+    name = "broken-contract"
+    summary = "not a Method subclass"
+'''
+
+
+@pytest.fixture
+def plugin_dist(tmp_path, monkeypatch):
+    """A real installed distribution (dist-info on sys.path) declaring ssfbench.methods entry points."""
+    (tmp_path / "tinyplugin").mkdir()
+    (tmp_path / "tinyplugin" / "__init__.py").write_text(textwrap.dedent(PLUGIN))
+    info = tmp_path / "tinyplugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[ssfbench.methods]\n"
+        "tiny = tinyplugin:TinyMethod\n"
+        "ranking = tinyplugin:ClashMethod\n"
+        "broken-import = tinyplugin_missing_module:Thing\n"
+        "broken-contract = tinyplugin:NotAMethod\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    METHODS.reset()
+    yield
+    METHODS.reset()
+    sys.modules.pop("tinyplugin", None)
+
+
+def test_builtins_are_registered():
+    assert {"ranking", "random"} <= set(list_methods())
+    assert {"synth-vox", "synth-au", "synth-expr"} <= set(list_datasets())
+    assert get_method("ranking").name == "ranking"
+
+
+def test_unknown_name_suggests_nearest():
+    with pytest.raises(UserError, match="did you mean 'ranking'"):
+        get_method("rankin")
+
+
+def test_plugin_is_discovered_through_its_entry_point(plugin_dist):
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        cls = get_method("tiny")
+    assert cls.__module__ == "tinyplugin"
+    origins = {name: origin for name, _, origin in METHODS.describe()}
+    assert origins["tiny"] == "tinyplugin" and origins["ranking"] == "built-in"
+
+
+def test_builtin_wins_a_clash_and_the_clash_is_reported(plugin_dist):
+    with pytest.warns(PluginWarning, match="clashes"):
+        list_methods()
+    assert get_method("ranking").__module__ == "ssfbench.methods.ranking"
+    assert any("clashes" in p for p in METHODS.problems.values())
+
+
+def test_broken_plugins_are_reported_by_name_and_others_still_work(plugin_dist):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(UserError, match="'broken-import'.*failed to import"):
+            get_method("broken-import")
+        with pytest.raises(UserError, match="'broken-contract'.*breaks the contract"):
+            get_method("broken-contract")
+        assert get_method("tiny").name == "tiny"
+        assert get_method("random").name == "random"
+        described = dict((n, s) for n, s, _ in METHODS.describe())
+    assert described["broken-import"].startswith("BROKEN")
+    assert not described["random"].startswith("BROKEN")
