@@ -143,14 +143,11 @@ def epochs_to_steps(spec, epochs: int) -> int:
 
 def print_results(results: list[dict], out: Path) -> None:
     """Print, per dataset, this run's per-label scores among every row of that leaderboard."""
-    import pandas as pd
-
+    from ssfbench.results import read_leaderboard
     from ssfbench.tables import METRIC_NAMES, leaderboard_table
 
     for result in results:
-        board = pd.read_csv(out / "results" / f"{result['dataset']}.csv", keep_default_na=False,
-                            na_values=[""])
-        board["variant"] = board["variant"].fillna("")
+        board = read_leaderboard(out / "results" / f"{result['dataset']}.csv")
         metric = METRIC_NAMES[result["metric"]]
         click.echo(f"\n{result['dataset']}: per-label {metric} x100, mean over {len(result['scores_per_fold'])} "
                    f"fold(s); avg = mean over labels, ± = std over folds (or seeds); * = this run")
@@ -178,6 +175,21 @@ def synth_preview(out: Path, videos: int, times: int, stride: int, image_size: i
         raise UserError(f"{out.parent}: folder does not exist")
     path = preview_grid(out, videos=videos, times=times, image_size=image_size, seed=seed, stride=stride)
     click.echo(f"wrote {path}")
+
+
+@synth.command("calibrate")
+@click.option("--datasets", multiple=True, help="Synthetic labelled datasets (default: synth-au synth-expr).")
+@click.option("--image-size", type=int, default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Probe seed.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("ssfbench-out"), show_default=True)
+def synth_calibrate(datasets: tuple[str, ...], image_size: int, seed: int, out: Path) -> None:
+    """Measure the benchmark's ceiling: the probe on the true AU intensities. Compare it with
+    `ssfbench run --method pixels` and `--method random` (the floors)."""
+    from ssfbench.runner import DEFAULT_EVAL_DATASETS, RunSpec, calibrate
+
+    spec = RunSpec(method="random", datasets=tuple(datasets) or DEFAULT_EVAL_DATASETS, image_size=image_size,
+                   seed=seed, out=out)
+    print_results(calibrate(spec), out)
 
 
 @cli.command("list")

@@ -212,7 +212,7 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        running.append(float(loss))
+        running.append(float(loss.detach()))
         state["step"] = step + 1
         bar.update(1)
         epoch_end = state["step"] % stream.steps_per_epoch == 0 or state["step"] == settings.steps

@@ -133,6 +133,7 @@ METHODS: Registry[Method] = Registry(
     {
         "ranking": "ssfbench.methods.ranking:RankingMethod",
         "random": "ssfbench.methods.random_init:RandomInit",
+        "pixels": "ssfbench.methods.pixels:PixelsFloor",
     },
 )
 

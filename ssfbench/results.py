@@ -104,6 +104,19 @@ def build_leaderboard(results: list[dict[str, Any]], dataset: str) -> pd.DataFra
                           ignore_index=True)
 
 
+TEXT_COLUMNS = ["method", "variant", "backbone", "source", "display_name", "seeds", "run_id", "config_hash",
+                "protocol_version", "ssfbench_version", "date"]
+
+
+def read_leaderboard(path: Path) -> pd.DataFrame:
+    """Read a leaderboard CSV: text columns as strings ('' when empty), scores as floats (NaN when empty)."""
+    df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
+    for col in TEXT_COLUMNS:
+        if col in df:
+            df[col] = df[col].fillna("")
+    return df
+
+
 def write_leaderboards(results_dir: Path) -> list[Path]:
     """Rebuild ``results_dir/<dataset>.csv`` for every dataset that has results; returns the paths."""
     results = load_results(results_dir)

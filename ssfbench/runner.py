@@ -158,22 +158,28 @@ def evaluate(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec,
                                                progress=spec.progress),
                           overwrite=spec.overwrite)
     embed_s = time.time() - started
+    started = time.time()
+    scores = probe_dataset(x, dataset, seed=spec.seed)
+    return {**scores, "n_rows": len(dataset), "embed_dim": int(x.shape[1]), "cache": str(cache_path),
+            "timing": {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)}}
+
+
+def probe_dataset(x: np.ndarray, dataset: LabeledFrames, *, seed: int = 0) -> dict[str, Any]:
+    """Fit the protocol's probe on every fold of ``dataset`` using features ``x`` (one row per
+    frame); returns per-fold per-label scores, their summary and the scores pooled over folds."""
     metric_fn = per_label_f1 if dataset.metric == "f1" else per_label_auc
     labels = list(dataset.label_names)
     per_fold: dict[str, dict[str, float]] = {}
     pooled_true, pooled_prob = [], []
-    started = time.time()
     for fold in dataset.folds():
-        prob = fit_predict(x[fold.train], dataset.targets[fold.train], x[fold.test], seed=spec.seed)
+        prob = fit_predict(x[fold.train], dataset.targets[fold.train], x[fold.test], seed=seed)
         scores = metric_fn(dataset.targets[fold.test], prob)
         per_fold[fold.name] = dict(zip(labels, map(float, scores)))
         pooled_true.append(dataset.targets[fold.test])
         pooled_prob.append(prob)
     pooled = metric_fn(np.concatenate(pooled_true), np.concatenate(pooled_prob))
     return {"labels": labels, "metric": dataset.metric, "scores_per_fold": per_fold,
-            **summarise_folds(per_fold, labels), "pooled": dict(zip(labels, map(float, pooled))),
-            "n_rows": len(dataset), "embed_dim": int(x.shape[1]), "cache": str(cache_path),
-            "timing": {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)}}
+            **summarise_folds(per_fold, labels), "pooled": dict(zip(labels, map(float, pooled)))}
 
 
 def versions() -> dict[str, str]:
@@ -182,6 +188,39 @@ def versions() -> dict[str, str]:
 
     return {"ssfbench": ssfbench.__version__, "torch": torch.__version__, "timm": timm.__version__,
             "numpy": np.__version__, "sklearn": sklearn.__version__, "python": platform.python_version()}
+
+
+def result_record(*, run_id: str, config_hash: str, method: str, variant: str, display_name: str, backbone: str,
+                  source: str, dataset: LabeledFrames, seed: int, scores: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """One results-JSON record (schema ``ssfbench.result/1``): identity, provenance, scores, extras."""
+    return {
+        "schema": "ssfbench.result/1", "protocol_version": ssfbench.PROTOCOL_VERSION,
+        "ssfbench_version": ssfbench.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_id": run_id, "config_hash": config_hash, "method": method, "variant": variant,
+        "display_name": display_name, "backbone": backbone, "source": source, "dataset": dataset.name,
+        "dataset_fingerprint": dataset.fingerprint(), "seed": seed, "probe": {**PROBE_DEFAULTS, "seed": seed},
+        "versions": versions(), **extra, **scores,
+    }
+
+
+def calibrate(spec: RunSpec) -> list[dict[str, Any]]:
+    """The synthetic benchmark's ceiling: the same probe on the true AU intensities of every frame.
+    Written as results (source ``ceiling``) so the tables show it beside the methods."""
+    results = []
+    for name in spec.datasets:
+        ds = open_dataset(name, spec)
+        if not hasattr(ds, "intensities"):
+            raise UserError(f"dataset {name!r} has no true AU intensities; only synthetic datasets can be calibrated")
+        scores = probe_dataset(np.asarray(ds.intensities, dtype=np.float32), ds, seed=spec.seed)
+        config_hash = hashlib.sha256(f"ceiling|{ds.fingerprint()}|{ssfbench.PROTOCOL_VERSION}".encode()).hexdigest()
+        result = result_record(run_id=f"ceiling-{name}-{config_hash[:8]}-seed{spec.seed}", config_hash=config_hash,
+                               method="true-intensities", variant="", display_name="Ceiling: true AU intensities",
+                               backbone="", source="ceiling", dataset=ds, seed=spec.seed,
+                               data_seed=spec.data_seed, image_size=spec.image_size, scores=scores)
+        write_result(spec.out / "results", result)
+        results.append(result)
+    write_leaderboards(spec.out / "results")
+    return results
 
 
 def run(spec: RunSpec) -> list[dict[str, Any]]:
@@ -209,19 +248,15 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     results = []
     for ds in eval_sets:
         scores = evaluate(method, digest, ds, spec, run_id)
-        result = {
-            "schema": "ssfbench.result/1", "protocol_version": ssfbench.PROTOCOL_VERSION,
-            "ssfbench_version": ssfbench.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "run_id": run_id, "config_hash": config_hash, "method": method.name, "variant": variant,
-            "display_name": method.display_name(), "backbone": spec.backbone, "source": "ssfbench",
-            "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(), "seed": spec.seed,
-            "data_seed": spec.data_seed, "checkpoint": str(run_dir / "best.pt"), "checkpoint_sha256": digest,
-            "method_config": method.config.to_dict(), "image_size": spec.image_size,
-            "pretrain": {k: record.get(k) for k in ("pretrain", "selected") if k in record},
-            "probe": {**PROBE_DEFAULTS, "seed": spec.seed}, "versions": versions(),
-            "wall_s": {"pretrain": round(pretrain_s, 1)},
-            **scores,
-        }
+        result = result_record(
+            run_id=run_id, config_hash=config_hash, method=method.name, variant=variant,
+            display_name=method.display_name(), backbone=spec.backbone, source="ssfbench", dataset=ds,
+            seed=spec.seed, data_seed=spec.data_seed, scores=scores,
+            checkpoint=str(run_dir / "best.pt"), checkpoint_sha256=digest,
+            method_config=method.config.to_dict(), image_size=spec.image_size,
+            pretrain={k: record.get(k) for k in ("pretrain", "selected") if k in record},
+            wall_s={"pretrain": round(pretrain_s, 1)},
+        )
         write_result(spec.out / "results", result)
         results.append(result)
     write_leaderboards(spec.out / "results")

@@ -20,8 +20,10 @@ def leaderboard_table(board: pd.DataFrame, labels: list[str], *, highlight: str 
     its spread (x100, one decimal). ``highlight`` (a config_hash) marks the row with ``*``."""
     rows = []
     for _, r in board.iterrows():
-        name = r["display_name"] + (f" ({r['variant']})" if r["variant"] and r["variant"] not in r["display_name"] else "")
-        if r.get("backbone") and r["backbone"] != "resnet18":
+        shown = set(r["display_name"].split())
+        extra = [part for part in r["variant"].split() if part not in shown]
+        name = r["display_name"] + (f" ({' '.join(extra)})" if extra else "")
+        if r["backbone"] and r["backbone"] != "resnet18":
             name += f" [{r['backbone']}]"
         if highlight is not None and r["config_hash"] == highlight:
             name = "* " + name
