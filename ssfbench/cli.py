@@ -212,6 +212,9 @@ def list_cmd(what: str, pattern: str) -> None:
     click.echo(tabulate(registry.describe(), headers=["name", "summary", "from"], tablefmt="plain"))
 
 
+# ---- commands defined in their own modules (one add_command line each) ----------------------
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: expand list options, run click, turn UserError into one line + exit 2."""
     args = expand_list_options(list(sys.argv[1:] if argv is None else argv))

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -85,6 +86,16 @@ class Method(nn.Module, abc.ABC):
     def frame_offsets(self) -> list[int]:
         """Frames one training example takes, as offsets from an anchor frame (``[0]`` = one frame)."""
         return [0]
+
+    def sample_offsets(self, rng: np.random.Generator) -> list[int]:
+        """Offsets of one example; override for random gaps (e.g. any two frames of a clip). Must
+        stay within ``window_span()`` and use only ``rng`` for randomness (reproducible streams)."""
+        return self.frame_offsets()
+
+    def window_span(self) -> int:
+        """How many consecutive frames an example may cover (videos shorter than this are skipped)."""
+        offsets = self.frame_offsets()
+        return max(offsets) - min(offsets) + 1
 
     def training_loss(self, frames: torch.Tensor) -> torch.Tensor:
         """Loss on a batch of examples ``[B, T, 3, S, S]`` (``T = len(frame_offsets())``)."""

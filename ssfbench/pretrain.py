@@ -26,7 +26,6 @@ from ssfbench.data import VideoSource
 from ssfbench.device import autocast, resolve_device
 from ssfbench.errors import UserError
 from ssfbench.method import Method
-from ssfbench.sampling import window_span
 
 
 @dataclass
@@ -61,51 +60,52 @@ def split_videos(n_videos: int, val_fraction: float, seed: int) -> tuple[np.ndar
 class WindowBatches(Dataset):
     """Item ``step`` -> uint8 ``[B, T, H, W, 3]``: the windows of training step ``step``.
 
-    Epoch ``e`` visits every training video once in a seeded order, each with a fresh anchor drawn
-    from ``(seed, e, video)``; videos shorter than the window are skipped (and counted).
+    Epoch ``e`` visits every training video once in a seeded order, each with a fresh anchor (and
+    offsets, for methods with random gaps) drawn from ``(seed, e, video)``; videos shorter than the
+    method's window are skipped.
     """
 
-    def __init__(self, videos: VideoSource, train_ids: np.ndarray, offsets: list[int], batch_size: int,
-                 seed: int) -> None:
-        span = window_span(offsets)
-        self.videos, self.offsets, self.batch_size, self.seed = videos, np.asarray(offsets), batch_size, seed
-        self.usable = np.array([v for v in train_ids if videos.num_frames(int(v)) >= span])
-        self.span = span
-        if len(self.usable) < batch_size:
-            raise UserError(f"{videos.name}: only {len(self.usable)} training videos have at least {span} frames "
-                            f"(the window), fewer than a batch of {batch_size}")
-        self.steps_per_epoch = len(self.usable) // batch_size
+    def __init__(self, videos: VideoSource, train_ids: np.ndarray, method: Method, seed: int) -> None:
+        self.videos, self.seed = videos, seed
+        self.batch_size = method.config.batch_size
+        self.sample_offsets = method.sample_offsets
+        self.span = method.window_span()
+        self.usable = np.array([v for v in train_ids if videos.num_frames(int(v)) >= self.span])
+        if len(self.usable) < self.batch_size:
+            raise UserError(f"{videos.name}: only {len(self.usable)} training videos have at least {self.span} "
+                            f"frames (the window), fewer than a batch of {self.batch_size}")
+        self.steps_per_epoch = len(self.usable) // self.batch_size
 
-    def windows(self, step: int) -> list[tuple[int, int]]:
-        """(video, anchor) pairs of training step ``step``."""
+    def windows(self, step: int) -> list[tuple[int, list[int]]]:
+        """(video, frame indices) of every example of training step ``step``."""
         epoch, pos = divmod(step, self.steps_per_epoch)
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.usable))
         chosen = self.usable[order[pos * self.batch_size:(pos + 1) * self.batch_size]]
         out = []
         for v in chosen:
-            last = self.videos.num_frames(int(v)) - self.span
-            anchor = int(np.random.default_rng([self.seed, epoch, int(v)]).integers(0, last + 1))
-            out.append((int(v), anchor))
+            rng = np.random.default_rng([self.seed, epoch, int(v)])
+            anchor = int(rng.integers(0, self.videos.num_frames(int(v)) - self.span + 1))
+            out.append((int(v), [anchor + o for o in self.sample_offsets(rng)]))
         return out
 
     def __len__(self) -> int:  # the stream is unbounded; DataLoader only needs a sampler
         return 2**62
 
     def __getitem__(self, step: int) -> torch.Tensor:
-        frames = [self.videos.read_frames(v, (a + self.offsets).tolist()) for v, a in self.windows(step)]
-        return torch.from_numpy(np.stack(frames))
+        return torch.from_numpy(np.stack([self.videos.read_frames(v, f) for v, f in self.windows(step)]))
 
 
-def validation_windows(videos: VideoSource, val_ids: np.ndarray, offsets: list[int], seed: int) -> np.ndarray:
-    """Fixed windows (one per held-out video, anchors from the seed) as uint8 ``[V, T, H, W, 3]``."""
-    span = window_span(offsets)
+def validation_windows(videos: VideoSource, val_ids: np.ndarray, method: Method, seed: int) -> np.ndarray:
+    """Fixed windows (one per held-out video, drawn from the seed) as uint8 ``[V, T, H, W, 3]``."""
+    span = method.window_span()
     out = []
     for v in val_ids:
         n = videos.num_frames(int(v))
         if n < span:
             continue
-        anchor = int(np.random.default_rng([seed, 104729, int(v)]).integers(0, n - span + 1))
-        out.append(videos.read_frames(int(v), [anchor + o for o in offsets]))
+        rng = np.random.default_rng([seed, 104729, int(v)])
+        anchor = int(rng.integers(0, n - span + 1))
+        out.append(videos.read_frames(int(v), [anchor + o for o in method.sample_offsets(rng)]))
     if not out:
         raise UserError(f"{videos.name}: no held-out video has at least {span} frames (the window)")
     return np.stack(out)
@@ -165,10 +165,9 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
     device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
-    offsets = method.frame_offsets()
     train_ids, val_ids = split_videos(len(videos), settings.val_fraction, settings.seed)
-    stream = WindowBatches(videos, train_ids, offsets, method.config.batch_size, settings.seed)
-    val = validation_windows(videos, val_ids, offsets, settings.seed)
+    stream = WindowBatches(videos, train_ids, method, settings.seed)
+    val = validation_windows(videos, val_ids, method, settings.seed)
     metric, mode = method.selection
 
     method.to(device)
@@ -188,7 +187,7 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
 
     base_meta = {**(meta or {}), "pretrain": {"steps": settings.steps, "seed": settings.seed,
                                               "train_videos": len(stream.usable), "val_videos": len(val),
-                                              "offsets": offsets, "dataset": videos.name,
+                                              "offsets": method.frame_offsets(), "dataset": videos.name,
                                               "dataset_fingerprint": videos.fingerprint()}}
     loader = DataLoader(stream, batch_size=None, sampler=range(state["step"], settings.steps),
                         num_workers=settings.num_workers, pin_memory=device.type == "cuda",
