@@ -45,6 +45,24 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def parse_data_options(pairs: tuple[str, ...]) -> dict[str, dict[str, object]]:
+    """``("synth-vox.identities=1000",)`` -> ``{"synth-vox": {"identities": 1000}}`` (numbers parsed)."""
+    import json
+
+    out: dict[str, dict[str, object]] = {}
+    for pair in pairs:
+        target, sep, raw = pair.partition("=")
+        dataset, dot, key = target.rpartition(".")
+        if not sep or not dot or not dataset or not key:
+            raise UserError(f"--data-option expects DATASET.KEY=VALUE, got {pair!r}")
+        try:
+            value: object = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(dataset, {})[key.replace("-", "_")] = value
+    return out
+
+
 def parse_roots(pairs: tuple[str, ...]) -> dict[str, Path]:
     """``("bp4d=/data/BP4D",)`` -> ``{"bp4d": Path("/data/BP4D")}``."""
     out = {}
@@ -72,7 +90,8 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--method", "method_name", required=True, help="Registered method (see `ssfbench list methods`).")
-@click.option("--k", "ks", type=int, multiple=True, help="Ranking interval k (ranking-style methods); several values run several encoders.")
+@click.option("--k", "ks", type=int, multiple=True, help="Ranking interval k (ranking, triplet, npair); several values (--k 1 2 4) train or reuse one encoder each, then add their ensemble row.")
+@click.option("--ensemble/--no-ensemble", default=True, show_default=True, help="With several --k: also evaluate the concatenation of their embeddings as one row ('Ranking Ensemble', variant k=1+2+4).")
 @click.option("--steps", type=int, default=None, help="Pretraining steps (default 300: the synthetic default budget).")
 @click.option("--epochs", type=int, default=None, help="Pretraining epochs instead of --steps.")
 @click.option("--image-size", type=int, default=64, show_default=True, help="Input size of the encoder (and of the synthetic renderer).")
@@ -84,6 +103,8 @@ def cli() -> None:
 @click.option("--datasets", multiple=True, help="Evaluation datasets (default: synth-au synth-expr).")
 @click.option("--root", "roots", multiple=True, help="NAME=PATH of a dataset's local copy (repeatable).")
 @click.option("--pretrain-data", default="synth-vox", show_default=True, help="Video dataset to pretrain on.")
+@click.option("--data-option", "data_options", multiple=True, metavar="DATASET.KEY=VALUE",
+              help="Option for a dataset's open(), e.g. synth-vox.identities=1000 (repeatable).")
 @click.option("--lr", type=float, default=None, help="Learning rate (method default otherwise).")
 @click.option("--batch-size", type=int, default=None, help="Windows per step (method default otherwise).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any other method setting, e.g. --set optimizer=adam.")
@@ -94,11 +115,20 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | None, image_size: int, backbone: str,
         pretrained: str | None, weights: Path | None, seed: int, seeds: tuple[int, ...], datasets: tuple[str, ...],
-        roots: tuple[str, ...], pretrain_data: str, lr: float | None, batch_size: int | None,
-        settings: tuple[str, ...], out: Path, device: str, workers: int, overwrite: str, quiet: bool) -> None:
+        roots: tuple[str, ...], pretrain_data: str, data_options: tuple[str, ...], lr: float | None, batch_size: int | None,
+        settings: tuple[str, ...], out: Path, device: str, workers: int, overwrite: str, quiet: bool,
+        ensemble: bool = True) -> None:
     """Pretrain (or load) an encoder, embed, probe, print the per-label tables and update the
-    leaderboards. With no dataset options it runs the embedded synthetic benchmark."""
+    leaderboards. With no dataset options it runs the embedded synthetic benchmark.
+
+    \b
+    Ensemble (the paper's "Ranking Ensemble"):
+      ssfbench run --method ranking --k 1 2 4
+    trains (or reuses, same settings = same run) the k=1, k=2 and k=4 encoders, then evaluates the
+    concatenation of their cached embeddings as one more row, variant "k=1+2+4" (per seed).
+    """
     from ssfbench.runner import DEFAULT_EVAL_DATASETS, DEFAULT_STEPS, RunSpec
+    from ssfbench.runner import ensemble as run_ensemble
     from ssfbench.runner import run as run_spec
 
     if any(k < 1 for k in ks):
@@ -119,15 +149,21 @@ def run(method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | 
         raise UserError(f"--steps must be >= 0, got {steps}")
     base = RunSpec(method=method_name, backbone=backbone, image_size=image_size, pretrained=pretrained,
                    weights=weights, steps=spec_steps, datasets=tuple(datasets) or DEFAULT_EVAL_DATASETS,
-                   roots=parse_roots(roots), pretrain_data=pretrain_data, out=out, device=device,
+                   roots=parse_roots(roots), dataset_options=parse_data_options(data_options),
+                   pretrain_data=pretrain_data, out=out, device=device,
                    num_workers=workers, overwrite=overwrite, progress=not quiet)
-    for k in ks or (None,):
+    members: dict[int, list[list[dict]]] = {}
+    for k in tuple(dict.fromkeys(ks)) or (None,):
         for s in seeds or (seed,):
             spec_overrides = dict(overrides) if k is None else {**overrides, "k": k}
             spec = RunSpec(**{**base.__dict__, "overrides": spec_overrides, "seed": s})
             if epochs is not None:
                 spec.steps = epochs_to_steps(spec, epochs)
-            print_results(run_spec(spec), out)
+            members.setdefault(s, []).append(run_spec(spec))
+            print_results(members[s][-1], out)
+    if ensemble and len(set(ks)) > 1:
+        for s, results in members.items():
+            print_results(run_ensemble(results, RunSpec(**{**base.__dict__, "seed": s})), out)
 
 
 def epochs_to_steps(spec, epochs: int) -> int:
@@ -213,6 +249,9 @@ def list_cmd(what: str, pattern: str) -> None:
 
 
 # ---- commands defined in their own modules (one add_command line each) ----------------------
+from ssfbench.mockrun import mock_run_cmd  # noqa: E402
+
+cli.add_command(mock_run_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

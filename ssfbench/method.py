@@ -31,9 +31,10 @@ class MethodConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     batch_size: int = 16
-    #: per-frame crop jitter: each training frame is a random crop of this fraction of the side
-    #: (drawn uniformly in [jitter, 1]), resized back; 1.0 disables it. 200/224 as in the paper's code.
-    jitter: float = 0.89
+    #: per-frame crop jitter: each training frame is a random crop of side ``s ~ U(jitter, 1)`` (as a
+    #: fraction of the image) at a random position, resized back; 1.0 disables it. The released
+    #: code crops 213 of 224 px (0.95) at a random position per frame.
+    jitter: float = 0.95
 
     def replace(self, **overrides: Any) -> MethodConfig:
         """A copy with ``overrides`` applied; values are cast to the field's type; unknown keys fail."""
@@ -64,6 +65,11 @@ class Method(nn.Module, abc.ABC):
     trainable: ClassVar[bool] = True
     #: the validation metric used to select the best checkpoint and whether higher is better
     selection: ClassVar[tuple[str, Literal["max", "min"]]] = ("val_loss", "min")
+    #: True for methods trained on each evaluation fold's TRAINING labels instead of on videos (the
+    #: ``supervised`` ceiling): the harness skips pretraining, sets ``config.num_labels`` to the
+    #: dataset's label count and trains one copy per fold with ``label_loss`` (own checkpoint and
+    #: embedding cache per fold) before the same frozen-encoder probe
+    needs_labels: ClassVar[bool] = False
 
     def __init__(self, config: MethodConfig | None = None, *, backbone: str = "resnet18",
                  image_size: int = 64, pretrained: str | None = None) -> None:
@@ -100,6 +106,11 @@ class Method(nn.Module, abc.ABC):
     def training_loss(self, frames: torch.Tensor) -> torch.Tensor:
         """Loss on a batch of examples ``[B, T, 3, S, S]`` (``T = len(frame_offsets())``)."""
         raise TypeError(f"method {self.name!r} is not trainable")
+
+    def label_loss(self, images: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor) -> torch.Tensor:
+        """Loss on labelled images ``[B, 3, S, S]`` with ``targets`` ``[B, C]`` (1 present, 0 absent,
+        -1 unknown) and the probe's per-label positive weights ``[C]`` (``needs_labels`` methods only)."""
+        raise TypeError(f"method {self.name!r} does not train on labels (needs_labels is False)")
 
     @torch.no_grad()
     def validation_metrics(self, frames: torch.Tensor) -> dict[str, float]:

@@ -134,6 +134,11 @@ METHODS: Registry[Method] = Registry(
         "ranking": "ssfbench.methods.ranking:RankingMethod",
         "random": "ssfbench.methods.random_init:RandomInit",
         "pixels": "ssfbench.methods.pixels:PixelsFloor",
+        "triplet": "ssfbench.methods.triplet:TripletMethod",
+        "npair": "ssfbench.methods.npair:NPairMethod",
+        "supervised": "ssfbench.methods.supervised:SupervisedMethod",
+        "fabnet": "ssfbench.methods.fabnet:FabNet",
+        "tcae": "ssfbench.methods.tcae:TCAE",
     },
 )
 

@@ -40,8 +40,15 @@ def result_path(results_dir: Path, run_id: str, dataset: str) -> Path:
 
 
 def write_result(results_dir: Path, result: dict[str, Any]) -> Path:
-    """Write one result atomically; returns its path."""
+    """Write one result atomically; returns its path. Per-frame test predictions under
+    ``"test_predictions"`` (from ``probe_dataset``) are moved out of ``result`` into
+    ``<dataset>.predictions.npz`` beside the JSON, written first, and ``result["predictions"]`` names it."""
     path = result_path(results_dir, result["run_id"], result["dataset"])
+    preds = result.pop("test_predictions", None)
+    if preds is not None:
+        from ssfbench.bootstrap import predictions_path, write_predictions
+
+        result["predictions"] = write_predictions(predictions_path(path), preds).name
     text = json.dumps(_jsonable(result), indent=2, sort_keys=True) + "\n"
     atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text))
     return path
@@ -70,27 +77,27 @@ def load_results(results_dir: Path) -> list[dict[str, Any]]:
 
 
 def build_leaderboard(results: list[dict[str, Any]], dataset: str) -> pd.DataFrame:
-    """One row per (method, variant, backbone, config): label scores averaged over the runs (seeds)
+    """One row per (configuration, dataset version): label scores averaged over the runs (seeds)
     of that configuration, ``avg`` = mean over labels, plus ``avg_std`` (std over folds, or over
     seeds when there are several), ``n_runs`` and provenance columns. Rows sorted by ``avg``."""
     rows = [r for r in results if r["dataset"] == dataset]
     if not rows:
         return pd.DataFrame()
-    labels = rows[0]["labels"]
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault(r["config_hash"], []).append(r)
+    labels = list(dict.fromkeys(lab for r in rows for lab in r["labels"]))  # union, first-seen order
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:  # a configuration evaluated on another version of the dataset is another row
+        groups.setdefault((r["config_hash"], r["dataset_fingerprint"]), []).append(r)
     table = []
-    for config_hash, runs in groups.items():
+    for (config_hash, _), runs in groups.items():
         runs = sorted(runs, key=lambda r: r["run_id"])
         first = runs[0]
-        means = np.array([[np.nan if r["mean"][lab] is None else r["mean"][lab] for lab in labels] for r in runs])
+        means = np.array([[_num(r["mean"].get(lab)) for lab in labels] for r in runs])
         avgs = np.array([np.nan if r["avg"] is None else r["avg"] for r in runs])
         row = {"method": first["method"], "variant": first["variant"], "backbone": first["backbone"],
                "source": first.get("source", "ssfbench"), "display_name": first["display_name"]}
         row.update({lab: float(v) for lab, v in zip(labels, means.mean(axis=0))})
-        row["avg"] = float(avgs.mean())
-        row["avg_std"] = float(avgs.std()) if len(runs) > 1 else float(first["avg_std"] or np.nan)
+        row["avg"] = float(avgs.mean()) if not np.isnan(means).any() else np.nan  # no average over missing labels
+        row["avg_std"] = float(avgs.std()) if len(runs) > 1 else _fold_std(first, first.get("avg_std"))
         row["n_runs"] = len(runs)
         row["seeds"] = " ".join(str(r["seed"]) for r in runs)
         row["run_id"] = " ".join(r["run_id"] for r in runs)
@@ -98,14 +105,44 @@ def build_leaderboard(results: list[dict[str, Any]], dataset: str) -> pd.DataFra
         row["protocol_version"] = first["protocol_version"]
         row["ssfbench_version"] = first["ssfbench_version"]
         row["date"] = max(r["date"] for r in runs)
+        row["metric"] = first.get("metric", "")
+        row["n_folds"] = len(first.get("scores_per_fold") or {})
+        stds = means.std(axis=0) if len(runs) > 1 else [_fold_std(first, (first.get("std") or {}).get(lab))
+                                                         for lab in labels]
+        row.update({f"{lab}_std": float(v) for lab, v in zip(labels, stds)})  # same spread as avg_std, per label
         table.append(row)
     df = pd.DataFrame(table)
-    return df.sort_values(["avg", "method", "variant"], ascending=[False, True, True], na_position="last",
-                          ignore_index=True)
+    return df.sort_values(["avg", "method", "variant", "backbone", "config_hash", "run_id"],
+                          ascending=[False, True, True, True, True, True], na_position="last",
+                          kind="mergesort", ignore_index=True)
+
+
+def _num(value: Any) -> float:
+    """A JSON score as float (``None``, i.e. NaN written as null, and absent labels -> NaN)."""
+    return np.nan if value is None else float(value)
+
+
+def _fold_std(result: dict[str, Any], value: Any) -> float:
+    """A std over folds from ``result``, NaN when it has fewer than 2 folds (no spread to report)."""
+    return np.nan if len(result.get("scores_per_fold") or {}) < 2 else _num(value)
 
 
 TEXT_COLUMNS = ["method", "variant", "backbone", "source", "display_name", "seeds", "run_id", "config_hash",
-                "protocol_version", "ssfbench_version", "date"]
+                "protocol_version", "ssfbench_version", "date",
+                # extra text columns of leaderboards and of the paper's tables (results/paper/)
+                "metric", "group", "dataset", "unit", "paper_table", "reference", "note"]
+
+#: leading identity columns of every leaderboard CSV; the label columns follow them, up to ``avg``
+ID_COLUMNS = ["method", "variant", "backbone", "source", "display_name"]
+
+
+def label_columns(board: pd.DataFrame) -> list[str]:
+    """The per-label score columns of a leaderboard: those after the identity columns and before
+    ``avg`` (or, in a table without ``avg``, before the first known text column)."""
+    cols = list(board.columns)
+    end = cols.index("avg") if "avg" in cols else next(
+        (i for i, c in enumerate(cols) if c in TEXT_COLUMNS and c not in ID_COLUMNS), len(cols))
+    return [c for c in cols[:end] if c not in ID_COLUMNS]
 
 
 def read_leaderboard(path: Path) -> pd.DataFrame:

@@ -7,14 +7,21 @@ Output layout under ``out`` (default ``ssfbench-out/``)::
     embeddings/<run_id>/<dataset>.h5               embedding caches
     results/runs/<run_id>/<dataset>.json           one result per (run, dataset)
     results/<dataset>.csv                          leaderboards rebuilt from the JSON files
+
+Methods that train on labels (``needs_labels``, the supervised ceiling) keep one encoder per fold:
+``runs/<run_id>/folds/<dataset>/<fold>.pt`` and ``embeddings/<run_id>/<dataset>/<fold>.h5``.
+An ensemble (``ensemble``) owns no encoder: its caches are its members' and its result lists them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import inspect
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +34,7 @@ import torch
 import ssfbench
 from ssfbench.cache import cached_embeddings
 from ssfbench.checkpoint import load_checkpoint, load_weights, save_checkpoint, sha256_file
-from ssfbench.data import LabeledFrames, VideoSource
+from ssfbench.data import Fold, LabeledFrames, VideoSource
 from ssfbench.embed import embed_frames
 from ssfbench.errors import UserError
 from ssfbench.method import Method
@@ -58,6 +65,8 @@ class RunSpec:
     pretrain_data: str = "synth-vox"
     datasets: tuple[str, ...] = DEFAULT_EVAL_DATASETS
     roots: dict[str, Path] = field(default_factory=dict)
+    #: per-dataset keyword options for ``open`` (e.g. ``{"synth-vox": {"identities": 1000}}``)
+    dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     out: Path = Path("ssfbench-out")
     device: str = "auto"
     num_workers: int = 1
@@ -65,14 +74,18 @@ class RunSpec:
     progress: bool = True
 
 
-def build_method(spec: RunSpec) -> Method:
-    """Instantiate the method with its defaults and the spec's overrides (bad keys -> UserError)."""
+def build_method(spec: RunSpec, num_labels: int | None = None) -> Method:
+    """Instantiate the method with its defaults and the spec's overrides (bad keys -> UserError);
+    ``num_labels`` sets the label count of a ``needs_labels`` method."""
     cls = get_method(spec.method)
-    try:
-        config = cls.Config().replace(**spec.overrides)
-    except KeyError as exc:
-        import dataclasses
+    overrides = dict(spec.overrides) if num_labels is None else {**spec.overrides, "num_labels": num_labels}
+    if num_labels is not None and "num_labels" not in {f.name for f in dataclasses.fields(cls.Config)}:
+        from ssfbench.finetune import with_num_labels
 
+        with_num_labels(spec.method, cls.Config(), num_labels)  # raises the UserError
+    try:
+        config = cls.Config().replace(**overrides)
+    except KeyError as exc:
         known = ", ".join(f.name for f in dataclasses.fields(cls.Config))
         raise UserError(f"method {spec.method!r} has no setting {exc.args[0]!r} (settings: {known})") from None
     except (TypeError, ValueError) as exc:
@@ -84,9 +97,23 @@ def build_method(spec: RunSpec) -> Method:
 
 
 def open_dataset(name: str, spec: RunSpec):
-    """Open a registered dataset with the spec's image size, data seed and root."""
+    """Open a registered dataset with the spec's image size, data seed, root and options."""
     cls = get_dataset(name)
-    return cls.open(spec.roots.get(name), image_size=spec.image_size, seed=spec.data_seed)
+    options = spec.dataset_options.get(name, {})
+    if options:
+        params = inspect.signature(cls.open).parameters
+        accepted = [p for p in params if p not in ("cls", "root", "image_size", "seed")
+                    and params[p].kind == inspect.Parameter.KEYWORD_ONLY]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise UserError(f"--data-option: dataset {name!r} has no option {unknown[0]!r} "
+                            f"(options: {', '.join(accepted) or 'none'})")
+    try:
+        return cls.open(spec.roots.get(name), image_size=spec.image_size, seed=spec.data_seed, **options)
+    except (TypeError, ValueError) as exc:
+        if not options:
+            raise
+        raise UserError(f"--data-option: dataset {name!r}: {exc}") from None
 
 
 def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None) -> tuple[str, str, str]:
@@ -100,10 +127,17 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
     if spec.weights is not None:
         identity["weights_sha256"] = sha256_file(spec.weights)
         parts.append(f"weights={spec.weights.name}")
+    elif method.needs_labels:
+        identity.update(steps=spec.steps, trained_on="each fold's training labels")
+        if spec.steps != DEFAULT_STEPS:
+            parts.append(f"steps={spec.steps}")
     elif method.trainable:
         identity.update(steps=spec.steps, pretrain_data=spec.pretrain_data, pretrain_fingerprint=pretrain_fingerprint)
         if spec.steps != DEFAULT_STEPS:
             parts.append(f"steps={spec.steps}")
+        if spec.pretrain_data != "synth-vox":
+            parts.append(f"data={spec.pretrain_data}")
+        parts += [f"{spec.pretrain_data}.{k}={v}" for k, v in sorted(spec.dataset_options.get(spec.pretrain_data, {}).items())]
     variant_key = method.variant().split("=")[0] if method.variant() else None
     parts += [f"{k}={config[k]}" for k in sorted(config) if config[k] != defaults[k] and k != variant_key]
     if spec.image_size != DEFAULT_IMAGE_SIZE:
@@ -142,21 +176,27 @@ def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSo
     return loaded, digest, json.loads(record_path.read_text())
 
 
-def evaluate(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec, run_id: str) -> dict[str, Any]:
-    """Embed ``dataset`` (through the cache) and probe every fold; returns per-fold per-label scores."""
+def embeddings(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec, cache_path: Path) -> np.ndarray:
+    """float32 ``[N, D]`` embeddings of every row of ``dataset`` by the frozen ``method`` (checkpoint
+    sha256 ``digest``), read from the HDF5 cache at ``cache_path`` or computed and written there."""
     from ssfbench.device import resolve_device
 
     attrs = {"method": method.name, "checkpoint_sha256": digest, "dataset": dataset.name,
              "dataset_fingerprint": dataset.fingerprint(), "preprocess": method.preprocess.to_json(),
              "face_preprocessing": json.dumps(dataset.preprocessing(), sort_keys=True),
              "ssfbench_version": ssfbench.__version__}
-    cache_path = spec.out / "embeddings" / run_id / f"{dataset.name}.h5"
     device = resolve_device(spec.device)
+    return cached_embeddings(cache_path, attrs, dataset.keys,
+                             lambda: embed_frames(method, method.preprocess, dataset, device=str(device),
+                                                  progress=spec.progress),
+                             overwrite=spec.overwrite)
+
+
+def evaluate(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec, run_id: str) -> dict[str, Any]:
+    """Embed ``dataset`` (through the cache) and probe every fold; returns per-fold per-label scores."""
+    cache_path = spec.out / "embeddings" / run_id / f"{dataset.name}.h5"
     started = time.time()
-    x = cached_embeddings(cache_path, attrs, dataset.keys,
-                          lambda: embed_frames(method, method.preprocess, dataset, device=str(device),
-                                               progress=spec.progress),
-                          overwrite=spec.overwrite)
+    x = embeddings(method, digest, dataset, spec, cache_path)
     embed_s = time.time() - started
     started = time.time()
     scores = probe_dataset(x, dataset, seed=spec.seed)
@@ -164,22 +204,64 @@ def evaluate(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec,
             "timing": {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)}}
 
 
-def probe_dataset(x: np.ndarray, dataset: LabeledFrames, *, seed: int = 0) -> dict[str, Any]:
+def evaluate_per_fold(spec: RunSpec, run_dir: Path, run_id: str, dataset: LabeledFrames,
+                      meta: dict[str, Any]) -> dict[str, Any]:
+    """For a ``needs_labels`` method: per fold, train a fresh copy (same seeded init) on the fold's
+    training rows, freeze it, embed the dataset and fit the probe on that fold. Checkpoints and
+    caches are kept per fold and reused when complete; returns the scores like ``evaluate``."""
+    from ssfbench.finetune import FinetuneSettings, finetune
+
+    folds, checkpoints, digests, caches = dataset.folds(), {}, {}, {}
+    settings = FinetuneSettings(steps=spec.steps, seed=spec.seed, device=spec.device, progress=spec.progress)
+    started = time.time()
+    for fold in folds:
+        path = run_dir / "folds" / dataset.name / f"{fold.name}.pt"
+        record = path.with_suffix(".json")
+        if not (record.is_file() and json.loads(record.read_text()).get("completed")):
+            torch.manual_seed(spec.seed)
+            method = build_method(spec, num_labels=len(dataset.label_names))
+            finetune(method, dataset, fold.train, settings, path, {**meta, "fold": fold.name})
+        checkpoints[fold.name], digests[fold.name] = load_checkpoint(path)
+        caches[fold.name] = spec.out / "embeddings" / run_id / dataset.name / f"{fold.name}.h5"
+    train_s = time.time() - started
+
+    def features(fold: Fold) -> np.ndarray:
+        return embeddings(checkpoints[fold.name], digests[fold.name], dataset, spec, caches[fold.name])
+
+    started = time.time()
+    scores = probe_dataset(features, dataset, seed=spec.seed)
+    dim = checkpoints[folds[0].name].embed_dim if folds else 0
+    return {**scores, "n_rows": len(dataset), "embed_dim": int(dim),
+            "cache": {f: str(p) for f, p in caches.items()},
+            "checkpoint": {f: str(run_dir / "folds" / dataset.name / f"{f}.pt") for f in checkpoints},
+            "checkpoint_sha256": digests,
+            "timing": {"train_s": round(train_s, 2), "embed_probe_s": round(time.time() - started, 2)}}
+
+
+def probe_dataset(x: np.ndarray | Callable[[Fold], np.ndarray], dataset: LabeledFrames, *,
+                  seed: int = 0) -> dict[str, Any]:
     """Fit the protocol's probe on every fold of ``dataset`` using features ``x`` (one row per
-    frame); returns per-fold per-label scores, their summary and the scores pooled over folds."""
+    frame; or a function giving each fold its own features, for per-fold encoders); returns
+    per-fold per-label scores, their summary and the scores pooled over folds."""
     metric_fn = per_label_f1 if dataset.metric == "f1" else per_label_auc
     labels = list(dataset.label_names)
     per_fold: dict[str, dict[str, float]] = {}
     pooled_true, pooled_prob = [], []
+    tested: list[tuple[str, np.ndarray]] = []
     for fold in dataset.folds():
-        prob = fit_predict(x[fold.train], dataset.targets[fold.train], x[fold.test], seed=seed)
+        xf = x(fold) if callable(x) else x
+        prob = fit_predict(xf[fold.train], dataset.targets[fold.train], xf[fold.test], seed=seed)
         scores = metric_fn(dataset.targets[fold.test], prob)
         per_fold[fold.name] = dict(zip(labels, map(float, scores)))
         pooled_true.append(dataset.targets[fold.test])
         pooled_prob.append(prob)
+        tested.append((fold.name, fold.test))
     pooled = metric_fn(np.concatenate(pooled_true), np.concatenate(pooled_prob))
+    from ssfbench.bootstrap import fold_predictions  # per-frame test predictions, saved by write_result
+
     return {"labels": labels, "metric": dataset.metric, "scores_per_fold": per_fold,
-            **summarise_folds(per_fold, labels), "pooled": dict(zip(labels, map(float, pooled)))}
+            **summarise_folds(per_fold, labels), "pooled": dict(zip(labels, map(float, pooled))),
+            "test_predictions": fold_predictions(dataset, tested, pooled_prob)}
 
 
 def versions() -> dict[str, str]:
@@ -231,8 +313,11 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     for ds in eval_sets:
         if not isinstance(ds, LabeledFrames):
             raise UserError(f"dataset {ds.name!r} holds unlabeled videos; it cannot be probed (use it for pretraining)")
+    if method.needs_labels and spec.weights is not None:
+        raise UserError(f"--weights: method {method.name!r} trains on each fold's labels; give its backbone "
+                        "init with --pretrained (imagenet or a state-dict path) instead")
     videos = None
-    if method.trainable and spec.weights is None:
+    if method.trainable and spec.weights is None and not method.needs_labels:
         videos = open_dataset(spec.pretrain_data, spec)
         if not isinstance(videos, VideoSource):
             raise UserError(f"dataset {spec.pretrain_data!r} is not a video dataset; pretraining needs videos")
@@ -243,6 +328,8 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{spec.out}: cannot write the output folder ({exc.strerror})") from None
+    if method.needs_labels:
+        return _run_per_fold(spec, method, eval_sets, run_dir, run_id, config_hash, variant, meta)
     method, digest, record = obtain_encoder(spec, method, run_dir, videos, meta)
     pretrain_s = time.time() - started
     results = []
@@ -261,3 +348,84 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
         results.append(result)
     write_leaderboards(spec.out / "results")
     return results
+
+
+def _run_per_fold(spec: RunSpec, method: Method, eval_sets: list[LabeledFrames], run_dir: Path, run_id: str,
+                  config_hash: str, variant: str, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """``run`` for a ``needs_labels`` method: one encoder per (dataset, fold), one result per dataset."""
+    results = []
+    for ds in eval_sets:
+        scores = evaluate_per_fold(spec, run_dir, run_id, ds, meta)
+        result = result_record(
+            run_id=run_id, config_hash=config_hash, method=method.name, variant=variant,
+            display_name=method.display_name(), backbone=spec.backbone, source="ssfbench", dataset=ds,
+            seed=spec.seed, data_seed=spec.data_seed, scores=scores,
+            method_config=method.config.to_dict(), image_size=spec.image_size,
+            trained_on_labels={"steps_per_fold": spec.steps, "folds": list(scores["scores_per_fold"])},
+        )
+        write_result(spec.out / "results", result)
+        results.append(result)
+    write_leaderboards(spec.out / "results")
+    return results
+
+
+def ensemble(members: list[list[dict[str, Any]]], spec: RunSpec) -> list[dict[str, Any]]:
+    """The ensemble row of several finished runs that differ only in ``k`` (the paper's "Ranking
+    Ensemble"): per dataset, the concatenation of the members' cached embeddings (in member order)
+    through the same probe. ``members[i]`` is what ``run`` returned for member ``i``; ``spec`` gives
+    the output folder, device, seed and cache policy. Writes and returns one result per dataset,
+    identified by a config hash derived from the members' and listing their run ids."""
+    if len(members) < 2:
+        raise UserError(f"an ensemble needs at least 2 member runs, got {len(members)}")
+    by_dataset: dict[str, list[dict[str, Any]]] = {}
+    for results in members:
+        for r in results:
+            by_dataset.setdefault(r["dataset"], []).append(r)
+    out = []
+    for name, rows in by_dataset.items():
+        if len(rows) != len(members):
+            raise UserError(f"ensemble: dataset {name!r} was evaluated by {len(rows)} of the {len(members)} members")
+        if any(not isinstance(r.get("checkpoint"), str) for r in rows):
+            raise UserError(f"ensemble: method {rows[0]['method']!r} keeps one encoder per fold; it cannot be ensembled")
+        ds = open_dataset(name, dataclasses.replace(spec, image_size=rows[0]["image_size"],
+                                                    data_seed=rows[0]["data_seed"]))
+        started = time.time()
+        parts = []
+        for r in rows:
+            method, digest = load_checkpoint(Path(r["checkpoint"]))
+            if digest != r["checkpoint_sha256"]:
+                raise UserError(f"{r['checkpoint']}: checkpoint changed since run {r['run_id']} wrote its result; rerun it")
+            parts.append(embeddings(method, digest, ds, spec, Path(r["cache"])))
+        x = np.concatenate(parts, axis=1)
+        embed_s = time.time() - started
+        started = time.time()
+        scores = probe_dataset(x, ds, seed=rows[0]["seed"])
+        out.append(_ensemble_record(rows, ds, scores, x.shape[1],
+                                    {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)}))
+        write_result(spec.out / "results", out[-1])
+    write_leaderboards(spec.out / "results")
+    return out
+
+
+def _ensemble_record(rows: list[dict[str, Any]], ds: LabeledFrames, scores: dict[str, Any], dim: int,
+                     timing: dict[str, float]) -> dict[str, Any]:
+    """The result record of an ensemble of the member results ``rows`` (one dataset)."""
+    ks = [r.get("method_config", {}).get("k") for r in rows]
+    first = rows[0]
+    k_part = "k=" + "+".join(str(k) for k in ks)
+    rest = [p for p in first["variant"].split() if not p.startswith("k=")]
+    variant = " ".join([k_part, *rest])
+    member_hashes = [r["config_hash"] for r in rows]
+    config_hash = hashlib.sha256(json.dumps({"ensemble": member_hashes}).encode()).hexdigest()
+    base_name = " ".join(w for w in first["display_name"].split() if not w.startswith("k=")) or first["method"]
+    slug = "-".join(p.replace("=", "").replace("+", "_") for p in variant.split())
+    run_id = f"{first['method']}-ensemble-{slug}-{first['backbone']}-{config_hash[:8]}-seed{first['seed']}"
+    return result_record(
+        run_id=run_id, config_hash=config_hash, method=first["method"], variant=variant,
+        display_name=f"{base_name} Ensemble", backbone=first["backbone"], source="ssfbench", dataset=ds,
+        seed=first["seed"], data_seed=first["data_seed"], image_size=first["image_size"], scores=scores,
+        ensemble={"members": [r["run_id"] for r in rows], "member_config_hashes": member_hashes,
+                  "member_checkpoint_sha256": [r["checkpoint_sha256"] for r in rows],
+                  "caches": [r["cache"] for r in rows], "k": ks},
+        n_rows=len(ds), embed_dim=int(dim), timing=timing,
+    )
