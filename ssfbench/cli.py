@@ -252,6 +252,13 @@ def list_cmd(what: str, pattern: str) -> None:
 from ssfbench.mockrun import mock_run_cmd  # noqa: E402
 
 cli.add_command(mock_run_cmd)
+from ssfbench.cli_report import compare_cmd, retrieve_cmd  # noqa: E402
+
+cli.add_command(compare_cmd)
+cli.add_command(retrieve_cmd)
+from ssfbench.cli_datasets import datasets as datasets_group  # noqa: E402
+
+cli.add_command(datasets_group)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,10 +31,13 @@ class MethodConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     batch_size: int = 16
-    #: per-frame crop jitter: each training frame is a random crop of side ``s ~ U(jitter, 1)`` (as a
-    #: fraction of the image) at a random position, resized back; 1.0 disables it. The released
-    #: code crops 213 of 224 px (0.95) at a random position per frame.
+    #: crop jitter: a random crop of side ``s ~ U(jitter, 1)`` (fraction of the image) at a random
+    #: position, resized back; 1.0 disables it. The released code crops 213 of 224 px (0.95).
     jitter: float = 0.95
+    #: the released code draws a crop per frame; by default one crop is shared by all frames of an
+    #: example, so augmentation never adds distance between frames that the loss would have to
+    #: undo (per-frame jitter drove the ranking loss towards collapse on the synthetic benchmark)
+    jitter_per_frame: bool = False
 
     def replace(self, **overrides: Any) -> MethodConfig:
         """A copy with ``overrides`` applied; values are cast to the field's type; unknown keys fail."""
@@ -43,12 +46,24 @@ class MethodConfig:
         for key, value in overrides.items():
             if key not in fields:
                 raise KeyError(key)
-            default = getattr(self, key)
-            cast[key] = type(default)(value) if isinstance(default, (int, float, str)) and not isinstance(default, bool) else value
+            cast[key] = _cast(value, getattr(self, key))
         return dataclasses.replace(self, **cast)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _cast(value: Any, default: Any) -> Any:
+    """Cast a command-line value to the type of the field's default (bools from true/false/1/0)."""
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"expected true or false, got {value!r}")
+            return value.lower() in ("true", "1", "yes")
+        return bool(value)
+    if isinstance(default, (int, float, str)):
+        return type(default)(value)
+    return value
 
 
 class Method(nn.Module, abc.ABC):

@@ -90,6 +90,7 @@ def _state(method: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> list[str]:
     import torch
+
     return [k for k in before if k not in after or not torch.equal(before[k], after[k])]
 
 

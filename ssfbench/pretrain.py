@@ -111,17 +111,19 @@ def validation_windows(videos: VideoSource, val_ids: np.ndarray, method: Method,
     return np.stack(out)
 
 
-def jitter(x: torch.Tensor, min_scale: float, generator: torch.Generator) -> torch.Tensor:
-    """Per-image random crop of side ``s ~ U(min_scale, 1)`` at a random position, resized back
-    (one batched ``grid_sample``); ``x`` is ``[N, 3, S, S]``."""
+def jitter(x: torch.Tensor, min_scale: float, generator: torch.Generator, group: int = 1) -> torch.Tensor:
+    """Random crop of side ``s ~ U(min_scale, 1)`` at a random position, resized back (one batched
+    ``grid_sample``); ``x`` is ``[N, 3, S, S]``. Each run of ``group`` consecutive images shares one
+    crop (``group = T`` gives every frame of a window the same crop)."""
     if min_scale >= 1.0:
         return x
-    n = x.shape[0]
+    n = x.shape[0] // group
     s = torch.empty(n).uniform_(min_scale, 1.0, generator=generator)
     tx = (torch.rand(n, generator=generator) * 2 - 1) * (1 - s)
     ty = (torch.rand(n, generator=generator) * 2 - 1) * (1 - s)
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = s, s, tx, ty
+    theta = theta.repeat_interleave(group, dim=0)
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -203,7 +205,8 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
         gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
         x = method.preprocess(frames.to(device, non_blocking=True))
         b, t = x.shape[:2]
-        x = jitter(x.flatten(0, 1), method.config.jitter, gen).view(b, t, *x.shape[2:])
+        group = 1 if method.config.jitter_per_frame else t
+        x = jitter(x.flatten(0, 1), method.config.jitter, gen, group).view(b, t, *x.shape[2:])
         with autocast(device):
             loss = method.training_loss(x)
         if not torch.isfinite(loss):

@@ -148,6 +148,11 @@ DATASETS: Registry[Dataset] = Registry(
         "synth-vox": "ssfbench.datasets.synthetic:SynthVox",
         "synth-au": "ssfbench.datasets.synthetic:SynthAU",
         "synth-expr": "ssfbench.datasets.synthetic:SynthExpr",
+        "bp4d": "ssfbench.datasets.bp4d:BP4D",
+        "disfa": "ssfbench.datasets.disfa:DISFA",
+        "emotionet": "ssfbench.datasets.emotionet:EmotioNet",
+        "affectnet": "ssfbench.datasets.affectnet:AffectNet",
+        "voxceleb2": "ssfbench.datasets.voxceleb2:VoxCeleb2",
     },
 )
 

@@ -9,7 +9,8 @@ Output layout under ``out`` (default ``ssfbench-out/``)::
     results/<dataset>.csv                          leaderboards rebuilt from the JSON files
 
 Methods that train on labels (``needs_labels``, the supervised ceiling) keep one encoder per fold:
-``runs/<run_id>/folds/<dataset>/<fold>.pt`` and ``embeddings/<run_id>/<dataset>/<fold>.h5``.
+``runs/<run_id>/folds/<dataset>-<fingerprint[:8]>/<fold>.pt`` and ``embeddings/<run_id>/<dataset>/<fold>.h5``
+(the dataset's fingerprint is in the checkpoint path: a fold encoder is never reused for other data).
 An ensemble (``ensemble``) owns no encoder: its caches are its members' and its result lists them.
 """
 
@@ -208,14 +209,16 @@ def evaluate_per_fold(spec: RunSpec, run_dir: Path, run_id: str, dataset: Labele
                       meta: dict[str, Any]) -> dict[str, Any]:
     """For a ``needs_labels`` method: per fold, train a fresh copy (same seeded init) on the fold's
     training rows, freeze it, embed the dataset and fit the probe on that fold. Checkpoints and
-    caches are kept per fold and reused when complete; returns the scores like ``evaluate``."""
+    caches are kept per fold (and per dataset version) and reused when complete; returns the scores
+    like ``evaluate``."""
     from ssfbench.finetune import FinetuneSettings, finetune
 
     folds, checkpoints, digests, caches = dataset.folds(), {}, {}, {}
     settings = FinetuneSettings(steps=spec.steps, seed=spec.seed, device=spec.device, progress=spec.progress)
+    fold_dir = run_dir / "folds" / f"{dataset.name}-{dataset.fingerprint()[:8]}"
     started = time.time()
     for fold in folds:
-        path = run_dir / "folds" / dataset.name / f"{fold.name}.pt"
+        path = fold_dir / f"{fold.name}.pt"
         record = path.with_suffix(".json")
         if not (record.is_file() and json.loads(record.read_text()).get("completed")):
             torch.manual_seed(spec.seed)
@@ -233,7 +236,7 @@ def evaluate_per_fold(spec: RunSpec, run_dir: Path, run_id: str, dataset: Labele
     dim = checkpoints[folds[0].name].embed_dim if folds else 0
     return {**scores, "n_rows": len(dataset), "embed_dim": int(dim),
             "cache": {f: str(p) for f, p in caches.items()},
-            "checkpoint": {f: str(run_dir / "folds" / dataset.name / f"{f}.pt") for f in checkpoints},
+            "checkpoint": {f: str(fold_dir / f"{f}.pt") for f in checkpoints},
             "checkpoint_sha256": digests,
             "timing": {"train_s": round(train_s, 2), "embed_probe_s": round(time.time() - started, 2)}}
 

@@ -197,18 +197,24 @@ def load_mapped(module: nn.Module, state: Mapping[str, torch.Tensor], key_map: M
         state = state["state_dict_model"]
     state = {k.removeprefix("module."): v for k, v in state.items()}
     own = module.state_dict()
-    loaded, unexpected = {}, []
+    loaded, given, unexpected = {}, {}, []
     for key, value in state.items():
         path, _, param = key.rpartition(".")
-        if key in own:
-            loaded[key] = value
-        elif path in key_map and released_ok:
-            loaded[f"{key_map[path]}.{param}"] = value
-        else:
+        ours = key if key in own else f"{key_map[path]}.{param}" if path in key_map and released_ok else None
+        if ours is None:
             unexpected.append(key)
+        else:
+            loaded[ours], given[ours] = value, key
+    released = any(given[k] != k for k in given)
+    inverse = {v: k for k, v in key_map.items()}
+
+    def name(key: str) -> str:  # report keys in the layout the file uses
+        path, _, param = key.rpartition(".")
+        return given.get(key) or (f"{inverse[path]}.{param}" if released and path in inverse else key)
+
     optional = ("num_batches_tracked", "curriculum.")
-    missing = [k for k in own if k not in loaded and not any(o in k for o in optional)]
-    shapes = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in loaded.items()
+    missing = [name(k) for k in own if k not in loaded and not any(o in k for o in optional)]
+    shapes = [f"{name(k)} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in loaded.items()
               if tuple(v.shape) != tuple(own[k].shape)]
     if missing or unexpected or shapes:
         notes = []

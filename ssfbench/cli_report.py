@@ -1,0 +1,187 @@
+"""The reporting commands: ``ssfbench compare`` (paper-style tables, summary, plot, paired bootstrap)
+and ``ssfbench retrieve`` (cosine top-k retrieval grid with a score).
+
+Registered on the main group in :mod:`ssfbench.cli`. Heavy imports happen inside the commands, so
+``ssfbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ssfbench.errors import UserError
+
+DEFAULT_OUT = Path("ssfbench-out")
+
+
+def _explicit(ctx: click.Context, name: str) -> bool:
+    """Whether option ``name`` was given on the command line (not its default)."""
+    return ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+
+
+def _check_out(ctx: click.Context, out: Path, option: str = "out") -> None:
+    """An output folder given explicitly must exist."""
+    if _explicit(ctx, option) and not out.is_dir():
+        raise UserError(f"--{option}: {out} is not a folder (expected an ssfbench output folder)")
+
+
+def _default_datasets(out: Path) -> tuple[str, ...]:
+    """The datasets the user has results for, else the paper's Tables 1 and 2 (bp4d, disfa)."""
+    from ssfbench.results import load_results
+
+    found = sorted({r["dataset"] for r in load_results(out / "results")}) if out.is_dir() else []
+    return tuple(found) or ("bp4d", "disfa")
+
+
+@click.command("compare")
+@click.option("--datasets", multiple=True, help="Datasets, space-separated (default: those with results in --out, else bp4d disfa).")
+@click.option("--methods", multiple=True, help="Only these methods (method name or row name), space-separated.")
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="ssfbench output folder whose results are 'your runs'.")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md", show_default=True,
+              help="Markdown tables, CSV (numbers x100, one row per method) or LaTeX (booktabs).")
+@click.option("--paper", type=click.Choice(["main", "all", "none"]), default="main", show_default=True,
+              help="The paper's rows: its main tables, plus the supplementary ablations (all), or none.")
+@click.option("--committed/--no-committed", default=True, show_default=True,
+              help="Include the committed leaderboards (results/*.csv).")
+@click.option("--plot", type=click.Path(path_type=Path), default=None, help="Also write a per-label bar chart (PNG).")
+@click.option("--vs", nargs=2, default=None, metavar="A B",
+              help="Paired bootstrap over test subjects of A - B (run ids, method or row names) on each dataset.")
+@click.option("--resamples", type=int, default=1000, show_default=True, help="Bootstrap resamples.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.pass_context
+def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[str, ...], out: Path, fmt: str,
+                paper: str, committed: bool, plot: Path | None, vs: tuple[str, str] | None, resamples: int,
+                seed: int) -> None:
+    """Paper-style tables: one per dataset (per-label scores, average, coverage), the paper's rows
+    beside yours, and a summary across datasets like the paper's Table 5.
+
+    \b
+    ssfbench compare --datasets bp4d disfa                 # the paper's Tables 1 and 2 (+ your rows)
+    ssfbench compare --datasets synth-au synth-expr --plot out.png
+    ssfbench compare --datasets synth-au --vs ranking random   # paired bootstrap CI of the difference
+    """
+    from ssfbench.compare import caption, comparison_table, render_summary, render_table
+    from ssfbench.results import load_results
+
+    _check_out(ctx, out)
+    if plot is not None and not plot.parent.is_dir():
+        raise UserError(f"--plot: folder {plot.parent} does not exist")
+    datasets = datasets or _default_datasets(out)
+    results = load_results(out / "results") if out.is_dir() else []
+    tables = [comparison_table(d, out=out, paper=paper, methods=methods, committed=committed, results=results)
+              for d in datasets]
+    _check_found(tables, methods)
+    for table in tables:
+        if fmt == "md":
+            click.echo(f"\n{caption(table)}\n")
+        elif fmt == "latex":
+            click.echo(f"% {caption(table)}")
+        click.echo(render_table(table, fmt) if len(table.rows) else f"(no rows for {table.dataset})")
+    if len([t for t in tables if len(t.rows)]) > 1:
+        header = "summary: average per dataset (x100, like the paper's Table 5); blank = no result; mean only over complete rows"
+        click.echo(f"\n{header}\n" if fmt == "md" else (f"% {header}" if fmt == "latex" else ""))
+        click.echo(render_summary([t for t in tables if len(t.rows)], fmt))
+    if vs is not None:
+        _bootstrap(out, datasets, vs, resamples, seed, fmt, results)
+    if plot is not None:
+        from ssfbench.plots import grouped_bars
+
+        click.echo(f"wrote {grouped_bars(tables, plot)}", err=fmt == "csv")
+
+
+def _check_found(tables: list, methods: tuple[str, ...]) -> None:
+    """Refuse when nothing at all is found, naming what exists."""
+    if any(len(t.rows) for t in tables):
+        return
+    names = ", ".join(t.dataset for t in tables)
+    if methods:
+        raise UserError(f"--methods: no rows of {', '.join(methods)} for {names}")
+    raise UserError(f"--datasets: no results and no paper table for {names} (the paper covers bp4d, disfa, "
+                    "emotionet, affectnet; run `ssfbench run --method NAME --datasets ...` first)")
+
+
+def _bootstrap(out: Path, datasets: tuple[str, ...], vs: tuple[str, str], resamples: int, seed: int, fmt: str,
+               results: list[dict]) -> None:
+    """Print the paired bootstrap of ``vs[0] - vs[1]`` on each dataset."""
+    import pandas as pd
+    from tabulate import tabulate
+
+    from ssfbench.bootstrap import paired_bootstrap, predictions_path, read_predictions
+    from ssfbench.compare import resolve_run
+    from ssfbench.results import result_path
+
+    rows = []
+    for dataset in datasets:
+        a, b = (resolve_run(results, dataset, ref, option="--vs") for ref in vs)
+        pa, pb = (read_predictions(predictions_path(result_path(out / "results", r["run_id"], dataset))) for r in (a, b))
+        res = paired_bootstrap(pa, pb, n_resamples=resamples, seed=seed)
+        verdict = "A better" if res.low > 0 else ("B better" if res.high < 0 else "no significant difference")
+        rows.append({"dataset": dataset, "A": a["run_id"], "B": b["run_id"], "metric": res.metric,
+                     "A score": 100 * res.score_a, "B score": 100 * res.score_b, "A - B": 100 * res.diff,
+                     f"{100 * res.level:.0f}% CI low": 100 * res.low, f"{100 * res.level:.0f}% CI high": 100 * res.high,
+                     "subjects": res.n_subjects, "frames": res.n_rows, "resamples": res.n_resamples, "verdict": verdict})
+    frame = pd.DataFrame(rows)
+    title = ("paired bootstrap over test subjects (x100): mean-over-labels score pooled over folds, "
+             f"A - B and its {100 * res.level:.0f}% percentile interval (seed {seed})")
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False, float_format="%.2f"))
+        return
+    click.echo(f"\n{title}\n" if fmt == "md" else f"% {title}")
+    click.echo(tabulate(frame, headers="keys", tablefmt="github" if fmt == "md" else "latex_booktabs",
+                        floatfmt=".1f", showindex=False))
+
+
+@click.command("retrieve")
+@click.option("--method", "--methods", "methods", multiple=True, help="Method name(s): each one's newest run on --dataset.")
+@click.option("--run", "runs", multiple=True, help="Run id(s) (see <from>/results/runs/).")
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(path_type=Path),
+              help="Checkpoint(s) to embed the dataset with (cached under <from>/embeddings/).")
+@click.option("--dataset", required=True, help="Labelled dataset whose frames are queried and retrieved.")
+@click.option("--queries", type=int, default=4, show_default=True, help="Query rows shown in the grid.")
+@click.option("--top", type=int, default=5, show_default=True, help="Retrieved frames per query (k).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Image file to write (PNG).")
+@click.option("--from", "source_dir", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="ssfbench output folder holding the runs and their embeddings.")
+@click.option("--root", type=click.Path(path_type=Path), default=None, help="The dataset's local copy (real datasets).")
+@click.option("--data-option", "data_options", multiple=True, metavar="DATASET.KEY=VALUE",
+              help="Option for the dataset's open(), as the runs were made with (repeatable).")
+@click.option("--score-queries", type=int, default=1000, show_default=True,
+              help="Random queries the score is averaged over (all frames if fewer).")
+@click.option("--keep-same-subject", is_flag=True, help="Also retrieve frames of the query's subject (excluded by default).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the query choice.")
+@click.option("--device", default="cpu", show_default=True, help="Device for embedding with --checkpoint.")
+@click.pass_context
+def retrieve_cmd(ctx: click.Context, methods: tuple[str, ...], runs: tuple[str, ...], checkpoints: tuple[Path, ...],
+                 dataset: str, queries: int, top: int, out: Path, source_dir: Path, root: Path | None,
+                 data_options: tuple[str, ...], score_queries: int, keep_same_subject: bool, seed: int,
+                 device: str) -> None:
+    """Cosine top-k retrieval over cached embeddings, as the paper's Figure 2: one row per query (query
+    first), each method's top-k side by side, and a score: mean precision@k of the same expression
+    (single-label data) or mean AU agreement (Jaccard of active AUs). The query itself and every frame
+    of the query's subject are excluded unless --keep-same-subject.
+
+    \b
+    ssfbench retrieve --method ranking --method random --dataset synth-expr --queries 4 --top 5 --out r.png
+    """
+    from ssfbench.cli import parse_data_options
+    from ssfbench.retrieval import retrieve_report
+
+    _check_out(ctx, source_dir, "from")
+    if not (methods or runs or checkpoints):
+        raise UserError("give at least one --method, --run or --checkpoint")
+    if queries < 1 or score_queries < 1:
+        raise UserError("--queries and --score-queries must be at least 1")
+    if not out.parent.is_dir():
+        raise UserError(f"--out: folder {out.parent} does not exist")
+    lines = retrieve_report(methods=methods, runs=runs, checkpoints=checkpoints, dataset=dataset, n_queries=queries,
+                            k=top, png=out, source_dir=source_dir, root=root, score_queries=score_queries,
+                            exclude_same_subject=not keep_same_subject, seed=seed, device=device,
+                            options=parse_data_options(data_options).get(dataset, {}))
+    for line in lines:
+        click.echo(line)
+
+
+__all__ = ["compare_cmd", "retrieve_cmd"]
