@@ -22,10 +22,10 @@ from typing import Any
 import h5py
 import numpy as np
 from PIL import Image
-from ssfbench.datasets._layout import Digest, atomic_write
 from tqdm.auto import tqdm
 
 from ssfbench.data import Fold, LabeledFrames
+from ssfbench.datasets._layout import Digest, atomic_write
 from ssfbench.errors import UserError
 
 FORMAT = "ssfbench.prepared/1"

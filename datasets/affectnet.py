@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ssfbench.data import Fold
 from ssfbench.datasets._layout import (
     Option,
     RealFrames,
@@ -42,8 +44,6 @@ from ssfbench.datasets._layout import (
     square_box,
     stable_fraction,
 )
-
-from ssfbench.data import Fold
 
 COLUMNS: tuple[str, ...] = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
                             "facial_landmarks", "expression", "valence", "arousal")

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ssfbench.data import Fold, LabeledFrames
 from ssfbench.datasets._layout import (
     Option,
     RealFrames,
@@ -40,8 +42,6 @@ from ssfbench.datasets._layout import (
     standard_folds,
     subdirs,
 )
-
-from ssfbench.data import Fold, LabeledFrames
 
 #: The 12 benchmark AUs, in label order.
 AUS: tuple[int, ...] = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)

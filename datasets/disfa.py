@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ssfbench.data import Fold, LabeledFrames
 from ssfbench.datasets._layout import (
     VIDEO_SUFFIXES,
     Option,
@@ -49,8 +51,6 @@ from ssfbench.datasets._layout import (
     subdirs,
 )
 from ssfbench.datasets._video import VideoReader
-
-from ssfbench.data import Fold, LabeledFrames
 from ssfbench.errors import UserError
 
 #: The 12 AUs DISFA labels, and the 8 the benchmark uses (label order).

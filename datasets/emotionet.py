@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ssfbench.data import Fold, LabeledFrames
 from ssfbench.datasets._layout import (
     IMAGE_SUFFIXES,
     Option,
@@ -47,8 +49,6 @@ from ssfbench.datasets._layout import (
     relative,
     stable_fraction,
 )
-
-from ssfbench.data import Fold, LabeledFrames
 
 #: The 11 evaluation AUs of the challenge code, in label order.
 AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 12, 17, 20, 25, 26)

@@ -29,6 +29,9 @@ from typing import Any
 
 import h5py
 import numpy as np
+from tqdm.auto import tqdm
+
+from ssfbench.data import VideoSource
 from ssfbench.datasets._layout import (
     Digest,
     Option,
@@ -44,9 +47,6 @@ from ssfbench.datasets._layout import (
     subdirs,
 )
 from ssfbench.datasets._video import VideoReader
-from tqdm.auto import tqdm
-
-from ssfbench.data import VideoSource
 from ssfbench.errors import UserError
 
 IDENTITY = re.compile(r"id\d+")

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from ssfbench.methods.ranking import RankingConfig, RankingMethod
 
 from ssfbench.encoders import Encoder
 from ssfbench.losses import npair_mc_loss
+from ssfbench.methods.ranking import RankingConfig, RankingMethod
 
 
 @dataclass

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from ssfbench.methods.ranking import RankingConfig, RankingMethod
 
 from ssfbench.losses import pairwise_distance, triplet_loss
+from ssfbench.methods.ranking import RankingConfig, RankingMethod
 
 
 @dataclass

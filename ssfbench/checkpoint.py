@@ -77,17 +77,22 @@ def save_checkpoint(method: Method, path: Path, meta: dict[str, Any] | None = No
     return digest
 
 
+def _read_torch_file(path: Path, what: str) -> Any:
+    """``torch.load`` on CPU; a missing or unreadable file is a one-line UserError naming it."""
+    if not path.is_file():
+        raise UserError(f"{path}: {what} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any failure means the file is not usable
+        raise UserError(f"{path}: not a readable PyTorch {what} ({type(exc).__name__})") from None
+
+
 def load_checkpoint(path: Path) -> tuple[Method, str]:
     """Rebuild the method saved at ``path``; returns it (in eval mode) and the file's sha256."""
     from ssfbench.registry import get_method
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
+    payload = _read_torch_file(path, "checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise UserError(f"{path}: not an ssfbench checkpoint (expected format {FORMAT!r}); "
                         "released weights of other layouts load through --weights with --method")
@@ -108,12 +113,7 @@ def load_weights(method: Method, path: Path) -> None:
     (``Method.load_released_weights``); a ``module.`` prefix (DataParallel) is stripped. Keys or
     shapes that do not fit raise ``UserError`` naming the missing and unexpected keys."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: weights file not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(f"{path}: not a readable PyTorch file ({type(exc).__name__})") from None
+    payload = _read_torch_file(path, "weights file")
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
         if payload["method"] != method.name:
             raise UserError(f"{path}: checkpoint of method {payload['method']!r}, not {method.name!r}")

@@ -41,7 +41,7 @@ def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
-        out[key.replace("-", "_")] = value
+        out[key.strip().replace("-", "_")] = value.strip()
     return out
 
 

@@ -16,19 +16,8 @@ from pathlib import Path
 
 import click
 
+from ssfbench.cli import parse_settings
 from ssfbench.errors import UserError
-
-
-def parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
-    """``("camera=right",)`` -> ``{"camera": "right"}`` (values are converted by the adapter)."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
-        out[key.strip().replace("-", "_")] = value.strip()
-    return out
-
 
 _ROOT = click.option("--root", type=click.Path(path_type=Path), required=True,
                      help="Folder of your copy, in the layout the owners ship.")
@@ -60,7 +49,7 @@ def verify_cmd(name: str, root: Path, settings: tuple[str, ...], quick: bool, sa
 
     if sample is not None and sample < 0:
         raise UserError(f"--sample must be >= 0, got {sample}")
-    report = verify(name, root, options=parse_options(settings), quick=quick, sample=sample)
+    report = verify(name, root, options=parse_settings(settings), quick=quick, sample=sample)
     click.echo(report.render(limit=None if show_all else 10))
     if not report.usable:
         raise UserError(f"{name}: the copy at {root} is not usable ({report.problems.count('error')} error(s) "
@@ -86,5 +75,5 @@ def prepare_cmd(name: str, root: Path, settings: tuple[str, ...], out: Path | No
         raise UserError(f"--image-size must be at least 16, got {image_size}")
     if out is None:
         out = Path(f"{name}-index.h5" if name == "voxceleb2" else f"{name}-{image_size}.h5")
-    path = prepare(name, root, out, image_size=image_size, codec=codec, options=parse_options(settings))
+    path = prepare(name, root, out, image_size=image_size, codec=codec, options=parse_settings(settings))
     click.echo(f"wrote {path}; use it with --root {name}={path}")

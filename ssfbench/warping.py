@@ -251,6 +251,9 @@ class WarpingConfig(MethodConfig):
     percentile_step: float = 0.1  # (diff_percentile)
     percentile_limit: float = 0.85  # (max_percentile)
     plateau_epochs: int = 15  # TrackLoss interval
+    #: the authors crop every image of an example independently; the relative shift is motion the
+    #: flow decoder models (the harness default shares one crop per example)
+    jitter_per_frame: bool = True
 
 
 class WarpingMethod(Method):

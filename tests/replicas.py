@@ -17,6 +17,7 @@ from typing import Any
 import av
 import numpy as np
 from PIL import Image
+
 from ssfbench.datasets import affectnet, bp4d, disfa, emotionet
 from ssfbench.datasets._layout import load_parts
 

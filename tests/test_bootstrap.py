@@ -108,9 +108,8 @@ def test_predictions_round_trip_atomically(tmp_path):
 
 
 def test_the_runner_keeps_every_test_frame_and_write_result_saves_them(tmp_path, monkeypatch):
-    from ssfbench.datasets.synthetic import SynthAU
-
     from ssfbench import runner
+    from ssfbench.datasets.synthetic import SynthAU
     from ssfbench.runner import probe_dataset
 
     ds = SynthAU.open(image_size=16, subjects=6, videos_per_subject=1, frames=20, stride=5)

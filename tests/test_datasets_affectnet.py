@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 from replicas import make_affectnet
-from ssfbench.datasets.affectnet import AffectNet
 
+from ssfbench.datasets.affectnet import AffectNet
 from ssfbench.verify import label_counts
 
 

@@ -8,13 +8,13 @@ import shutil
 import numpy as np
 import pytest
 from replicas import make_affectnet, make_bp4d, make_disfa, make_emotionet, make_voxceleb2
+
+from ssfbench.cli import main
 from ssfbench.datasets.affectnet import AffectNet
 from ssfbench.datasets.bp4d import BP4D
 from ssfbench.datasets.disfa import DISFA
 from ssfbench.datasets.emotionet import EmotioNet
 from ssfbench.datasets.voxceleb2 import VoxCeleb2
-
-from ssfbench.cli import main
 from ssfbench.errors import UserError
 
 ADAPTERS = (BP4D, DISFA, EmotioNet, AffectNet, VoxCeleb2)

@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import pytest
 from replicas import BP4D_NAMED, bp4d_width, make_bp4d
-from ssfbench.datasets.bp4d import AUS, BP4D, header_aus
 
+from ssfbench.datasets.bp4d import AUS, BP4D, header_aus
 from ssfbench.errors import UserError
 from ssfbench.verify import label_counts
 

@@ -8,8 +8,8 @@ import shutil
 import numpy as np
 import pytest
 from replicas import frame_value, make_disfa, ramp_video, write_video
-from ssfbench.datasets.disfa import AUS, DISFA
 
+from ssfbench.datasets.disfa import AUS, DISFA
 from ssfbench.errors import UserError
 from ssfbench.verify import label_counts
 

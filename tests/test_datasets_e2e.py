@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 from replicas import make_affectnet, make_bp4d, make_disfa, make_emotionet
-from ssfbench.datasets._prepared import PreparedFrames
-from ssfbench.datasets.bp4d import BP4D
 from torch import nn
 
 from ssfbench.cli import main
+from ssfbench.datasets._prepared import PreparedFrames
+from ssfbench.datasets.bp4d import BP4D
 from ssfbench.embed import embed_frames
 from ssfbench.preprocess import Preprocess
 from ssfbench.registry import get_dataset, list_datasets

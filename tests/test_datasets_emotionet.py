@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 from replicas import make_emotionet
-from ssfbench.datasets.emotionet import AUS, EmotioNet, image_id
 
+from ssfbench.datasets.emotionet import AUS, EmotioNet, image_id
 from ssfbench.errors import UserError
 from ssfbench.verify import label_counts
 

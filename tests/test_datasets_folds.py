@@ -4,6 +4,7 @@ here from the notes, not read from the package)."""
 from __future__ import annotations
 
 import numpy as np
+
 from ssfbench.datasets._layout import load_parts, standard_folds
 
 BP4D = (

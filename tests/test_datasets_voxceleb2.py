@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from replicas import frame_value, make_voxceleb2, ramp_video, write_video
-from ssfbench.datasets.voxceleb2 import VoxCeleb2
 
+from ssfbench.datasets.voxceleb2 import VoxCeleb2
 from ssfbench.errors import UserError
 
 

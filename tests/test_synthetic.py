@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ssfbench.datasets import synthetic as S
 
 from ssfbench.data import LabeledFrames, VideoSource
+from ssfbench.datasets import synthetic as S
 
 SIZE = 32
 
