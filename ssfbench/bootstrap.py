@@ -19,7 +19,6 @@ ROC-AUC on the concatenated resample, ties counted one half.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +91,7 @@ def predictions_path(result_json: Path) -> Path:
 
 def write_predictions(path: Path, pred: Predictions) -> Path:
     """Write ``pred`` as a compressed ``.npz`` atomically (temporary file, fsync, rename); returns ``path``."""
-    from ssfbench.checkpoint import atomic_write_bytes
+    from ssfbench.fileio import atomic_write_bytes
 
     path = Path(path)
 
@@ -104,9 +103,6 @@ def write_predictions(path: Path, pred: Predictions) -> Path:
                                 labels=np.asarray(pred.labels, dtype=str), metric=np.array(pred.metric))
 
     atomic_write_bytes(path, write)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)  # mkstemp made it 0600; give it the mode open() would have
     return path
 
 

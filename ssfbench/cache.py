@@ -5,7 +5,17 @@ produced them (see ``CACHE_KEY_ATTRS``) and ``complete``.
 A cache is written to a temporary file in the same folder and renamed onto its path only when
 complete, so a reader never sees a partial file. A cache whose key attributes differ from the
 request is never used silently: it is refused (:class:`CacheMismatch`) or recomputed with a
-warning, depending on the ``overwrite`` policy of :func:`cached_embeddings`.
+warning, depending on the ``overwrite`` policy of :func:`cached_embeddings`. ``protocol_version``
+is one of the key attributes; when a caller does not give it, the current
+``ssfbench.PROTOCOL_VERSION`` is filled in.
+
+Resumable writes (``cached_embeddings(..., compute_from=...)``): rows are appended block by block
+to ``.<name>.partial`` beside the cache (never at its path), with ``complete=False`` and a
+``rows_done`` attribute updated after each flushed block. A run killed mid-way continues from
+``rows_done`` when the partial file matches the request (attributes, keys and ``resume_key``,
+e.g. the batch size, so blocks fall where an uninterrupted run puts them); anything else about it
+is discarded with a warning. Non-finite embeddings and a full disk end in one-line
+:class:`UserError` s and remove the partial file.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +33,9 @@ import h5py
 import numpy as np
 from filelock import FileLock
 
-from ssfbench.errors import UserError
+import ssfbench
+from ssfbench.errors import UserError, is_disk_full
+from ssfbench.fileio import new_file_mode
 
 #: Attributes that must equal the request for a cache to be reused.
 CACHE_KEY_ATTRS: tuple[str, ...] = (
@@ -33,7 +45,11 @@ CACHE_KEY_ATTRS: tuple[str, ...] = (
     "dataset_fingerprint",
     "preprocess",
     "ssfbench_version",
+    "protocol_version",
 )
+
+#: ``compute_from(start)`` yields float32 blocks ``[b, D]`` of consecutive rows from row ``start``.
+RowsFrom = Callable[[int], Iterator[np.ndarray]]
 
 Overwrite = Literal["only-missing", "never", "always"]
 OVERWRITE_POLICIES: tuple[str, ...] = ("only-missing", "never", "always")
@@ -66,6 +82,17 @@ def _canonical(name: str, value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def _with_defaults(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """``attrs`` with ``protocol_version`` filled in (the current protocol) when absent."""
+    return {"protocol_version": ssfbench.PROTOCOL_VERSION, **attrs}
+
+
+def partial_path(path: str | os.PathLike) -> Path:
+    """Where the resumable, incomplete version of the cache at ``path`` is written."""
+    path = Path(path)
+    return path.parent / f".{path.name}.partial"
 
 
 def _check_key_attrs(attrs: Mapping[str, Any]) -> None:
@@ -106,20 +133,13 @@ def _fsync(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def _umask_mode() -> int:
-    """``0o666`` less the process umask: the mode ``open()`` would have given a new file
-    (``mkstemp`` creates temporaries as 0600, which would hide shared caches from colleagues)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def write_cache(path: str | os.PathLike, embeddings: np.ndarray, keys: Sequence[str] | np.ndarray,
                 attrs: Mapping[str, Any]) -> None:
     """Write a complete cache at ``path`` atomically: a temporary file in the same folder gets
     the data, the attributes and finally ``complete=True``, is fsynced and renamed onto ``path``.
     On any exception the temporary file is removed and ``path`` is left as it was."""
     path = Path(path)
+    attrs = _with_defaults(attrs)
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
     keys = np.asarray([str(k) for k in keys], dtype=object)
     _check_key_attrs(attrs)
@@ -128,7 +148,7 @@ def write_cache(path: str | os.PathLike, embeddings: np.ndarray, keys: Sequence[
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        os.chmod(tmp, _umask_mode())
+        os.chmod(tmp, new_file_mode())
         with h5py.File(tmp, "w") as f:
             f.attrs["complete"] = False
             _write_datasets(f, embeddings, keys)
@@ -137,9 +157,11 @@ def write_cache(path: str | os.PathLike, embeddings: np.ndarray, keys: Sequence[
             f.flush()
         _fsync(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if is_disk_full(exc):
+            raise UserError(f"disk full while writing {path}") from None
         raise
     with contextlib.suppress(OSError):
         _fsync(path.parent)
@@ -185,6 +207,7 @@ def read_cache(path: str | os.PathLike, expected_attrs: Mapping[str, Any], *,
     A missing file raises :class:`UserError`."""
     if not os.path.exists(path):
         raise UserError(f"{path}: no embedding cache at this path")
+    expected_attrs = _with_defaults(expected_attrs)
     _check_key_attrs(expected_attrs)
     cached = read_attrs(path)
     if not bool(cached.get("complete", False)):
@@ -219,28 +242,151 @@ def _try_read(path: Path, attrs: Mapping[str, Any], keys: np.ndarray,
         return None, e
 
 
-def _compute_checked(compute: Callable[[], np.ndarray], n: int) -> np.ndarray:
-    """Run ``compute`` and check it returned one row per key."""
+def _check_finite(block: np.ndarray, start: int, attrs: Mapping[str, Any]) -> None:
+    """One-line :class:`UserError` naming the dataset, method and first bad row if ``block``
+    (rows from ``start``) holds NaN or infinite values."""
+    bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+    if bad.size:
+        raise UserError(f"dataset {attrs.get('dataset')!r}: method {attrs.get('method')!r} produced NaN or infinite "
+                        f"embeddings ({bad.size} rows, first row {start + int(bad[0])}); no cache written")
+
+
+def _compute_checked(compute: Callable[[], np.ndarray], n: int, attrs: Mapping[str, Any]) -> np.ndarray:
+    """Run ``compute`` and check it returned one finite row per key."""
     emb = np.asarray(compute(), dtype=np.float32)
     if emb.ndim != 2 or emb.shape[0] != n:
         raise ValueError(f"compute() returned shape {emb.shape}; expected [{n}, D]")
+    _check_finite(emb, 0, attrs)
     return emb
 
 
+def _resume_attrs(resume_key: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``resume_key`` as ``resume_<name>`` attributes of a partial file."""
+    return {f"resume_{k}": _canonical(k, v) for k, v in (resume_key or {}).items()}
+
+
+def _resumable_rows(partial: Path, attrs: Mapping[str, Any], keys: np.ndarray,
+                    resume_key: Mapping[str, Any] | None) -> int:
+    """Rows already written to ``partial`` when it can be continued for this request, else 0
+    (after removing it with a :class:`CacheMismatchWarning`)."""
+    reason = None
+    try:
+        with h5py.File(partial, "r") as f:
+            cached = {k: _canonical(k, v) for k, v in f.attrs.items()}
+            done = int(cached.get("rows_done", 0))
+            diffs = _differences(cached, attrs)
+            diffs += [f"{k}: partial {cached.get(k)!r}, requested {v!r}"
+                      for k, v in _resume_attrs(resume_key).items() if cached.get(k) != v]
+            if not diffs:
+                diffs = _key_difference(np.asarray(f["keys"].asstr()[...], dtype=str), keys)
+            if not diffs and done and ("embeddings" not in f or f["embeddings"].shape[0] != len(keys)):
+                diffs = ["embeddings: missing or of the wrong length"]
+            reason = "; ".join(diffs) or None
+    except (OSError, KeyError, ValueError) as e:
+        reason, done = f"unreadable ({type(e).__name__})", 0
+    if reason is None and 0 <= done <= len(keys):
+        return done
+    warnings.warn(f"{partial}: discarding the partial embeddings of an earlier run ({reason or 'bad rows_done'})",
+                  CacheMismatchWarning, stacklevel=4)
+    partial.unlink(missing_ok=True)
+    return 0
+
+
+def _start_partial(partial: Path, attrs: Mapping[str, Any], keys: np.ndarray,
+                   resume_key: Mapping[str, Any] | None) -> None:
+    """Create an empty partial file: keys, attributes, ``rows_done=0``, ``complete=False``."""
+    tmp = partial.with_name(partial.name + ".new")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["complete"] = False
+        f.create_dataset("keys", data=keys.astype(object), dtype=h5py.string_dtype("utf-8"))
+        _write_attrs(f, {**attrs, **_resume_attrs(resume_key)})
+        f.attrs["rows_done"] = 0
+    os.chmod(tmp, new_file_mode())
+    os.replace(tmp, partial)
+
+
+def _write_rows(f: h5py.File, start: int, block: np.ndarray) -> None:
+    """Write ``block`` at rows ``start:`` and flush, then advance ``rows_done`` and flush again,
+    so ``rows_done`` never counts rows that are not in the file."""
+    if "embeddings" not in f:
+        f.create_dataset("embeddings", shape=(len(f["keys"]), block.shape[1]), dtype=np.float32)
+    f["embeddings"][start:start + len(block)] = block
+    f.flush()
+    f.attrs["rows_done"] = start + len(block)
+    f.flush()
+
+
+def _fill_partial(partial: Path, attrs: Mapping[str, Any], n: int, start: int, compute_from: RowsFrom) -> None:
+    """Append the rows ``compute_from(start)`` yields until all ``n`` are written; then mark the
+    file complete (the resume bookkeeping removed) and fsync it."""
+    with h5py.File(partial, "r+") as f:
+        done = start
+        for block in compute_from(start) if start < n else ():
+            block = np.ascontiguousarray(block, dtype=np.float32)
+            if block.ndim != 2 or done + len(block) > n:
+                raise ValueError(f"compute_from yielded a block of shape {block.shape} at row {done} of {n}")
+            _check_finite(block, done, attrs)
+            _write_rows(f, done, block)
+            done += len(block)
+        if done != n or "embeddings" not in f:
+            raise ValueError(f"compute_from stopped at row {done} of {n}")
+        for name in [k for k in f.attrs if k == "rows_done" or k.startswith("resume_")]:
+            del f.attrs[name]
+        f.attrs["complete"] = True
+        f.flush()
+    _fsync(partial)
+
+
+def _write_resumable(path: Path, attrs: Mapping[str, Any], keys: np.ndarray, compute_from: RowsFrom,
+                     resume_key: Mapping[str, Any] | None, restart: bool) -> np.ndarray:
+    """Compute the cache at ``path`` through its partial file (continued when it matches, unless
+    ``restart``), rename it onto ``path`` and return the embeddings. On an error the partial file
+    is removed; on an interruption (KeyboardInterrupt, SIGKILL) it stays for the next run."""
+    partial = partial_path(path)
+    if restart:
+        partial.unlink(missing_ok=True)
+    start = _resumable_rows(partial, attrs, keys, resume_key) if partial.exists() else 0
+    try:
+        if start == 0:
+            _start_partial(partial, attrs, keys, resume_key)
+        _fill_partial(partial, attrs, len(keys), start, compute_from)
+        os.replace(partial, path)
+    except Exception as exc:
+        partial.unlink(missing_ok=True)
+        partial.with_name(partial.name + ".new").unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise UserError(f"disk full while writing {path}") from None
+        raise
+    with contextlib.suppress(OSError):
+        _fsync(path.parent)
+    with h5py.File(path, "r") as f:
+        return f["embeddings"][...]
+
+
 def cached_embeddings(path: str | os.PathLike, attrs: Mapping[str, Any], keys: Sequence[str] | np.ndarray,
-                      compute: Callable[[], np.ndarray], overwrite: Overwrite = "only-missing") -> np.ndarray:
+                      compute: Callable[[], np.ndarray] | None = None, overwrite: Overwrite = "only-missing", *,
+                      compute_from: RowsFrom | None = None,
+                      resume_key: Mapping[str, Any] | None = None) -> np.ndarray:
     """Embeddings for ``keys`` from the cache at ``path``, computing and writing them when needed.
+
+    Give ``compute()`` (all rows at once, written atomically) or ``compute_from(start)`` (blocks
+    of rows from ``start``, written resumably through :func:`partial_path`; ``resume_key`` holds
+    what must also match for a partial file to be continued). Non-finite embeddings raise a
+    one-line :class:`UserError` and write nothing.
 
     ``only-missing``: reuse a matching complete cache; compute when absent; when present but
     mismatched, recompute and overwrite with a :class:`CacheMismatchWarning` naming the differing
     fields. ``never``: like ``only-missing`` but a mismatch raises :class:`CacheMismatch`.
-    ``always``: recompute and overwrite. Writers are serialised by ``FileLock(path + '.lock')``
-    and the cache is re-checked once the lock is held.
+    ``always``: recompute and overwrite (and discard a partial file). Writers are serialised by
+    ``FileLock(path + '.lock')`` and the cache is re-checked once the lock is held.
     """
     if overwrite not in OVERWRITE_POLICIES:
         raise UserError(f"overwrite: expected one of {', '.join(OVERWRITE_POLICIES)}, got {overwrite!r}")
+    if (compute is None) == (compute_from is None):
+        raise ValueError("give exactly one of compute and compute_from")
     path = Path(path)
     keys = np.asarray([str(k) for k in keys], dtype=str)
+    attrs = _with_defaults(attrs)
     _check_key_attrs(attrs)
     emb, _ = _try_read(path, attrs, keys, overwrite)
     if emb is not None:
@@ -253,7 +399,9 @@ def cached_embeddings(path: str | os.PathLike, attrs: Mapping[str, Any], keys: S
         if mismatch is not None:
             warnings.warn(f"{path}: recomputing embeddings, the cache does not match the request "
                           f"({'; '.join(mismatch.differences)})", CacheMismatchWarning, stacklevel=2)
-        emb = _compute_checked(compute, len(keys))
+        if compute_from is not None:
+            return _write_resumable(path, attrs, keys, compute_from, resume_key, overwrite == "always")
+        emb = _compute_checked(compute, len(keys), attrs)
         write_cache(path, emb, keys, {**attrs, "complete": True})
     return emb
 
@@ -267,4 +415,5 @@ __all__ = [
     "read_cache",
     "read_attrs",
     "cached_embeddings",
+    "partial_path",
 ]

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import torch
 
 import ssfbench
 from ssfbench.errors import UserError
+from ssfbench.fileio import atomic_write_bytes, atomic_write_json
 from ssfbench.method import Method
 
 FORMAT = "ssfbench.checkpoint/1"
@@ -26,30 +25,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``; no partial file is ever left at ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as indented JSON atomically."""
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=str)
-            f.write("\n")
-    atomic_write_bytes(path, write)
 
 
 def method_record(method: Method) -> dict[str, Any]:
@@ -67,11 +42,20 @@ def method_record(method: Method) -> dict[str, Any]:
     }
 
 
+def torch_save_stable(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save(obj)`` to ``path`` through a file object. Saved to a path, the archive's inner
+    folder is named after the file, so the same weights written via a random temporary name would
+    give different bytes (and a different sha256) each time; through a file object it is always
+    ``archive``, and equal contents give equal files."""
+    with open(path, "wb") as f:
+        torch.save(obj, f)
+
+
 def save_checkpoint(method: Method, path: Path, meta: dict[str, Any] | None = None) -> str:
     """Save weights + record to ``path`` and the record + ``meta`` + sha256 to ``path.with_suffix('.json')``.
     Returns the checkpoint's sha256."""
     payload = {**method_record(method), "state_dict": method.state_dict()}
-    atomic_write_bytes(path, lambda tmp: torch.save(payload, tmp))
+    atomic_write_bytes(path, lambda tmp: torch_save_stable(payload, tmp))
     digest = sha256_file(path)
     atomic_write_json(path.with_suffix(".json"), {**method_record(method), **(meta or {}), "sha256": digest})
     return digest
@@ -118,6 +102,8 @@ def load_weights(method: Method, path: Path) -> None:
         if payload["method"] != method.name:
             raise UserError(f"{path}: checkpoint of method {payload['method']!r}, not {method.name!r}")
         state = payload["state_dict"]
+    elif isinstance(payload, dict) and isinstance(payload.get("state_dict_model"), dict):
+        state = payload["state_dict_model"]  # FAb-Net's releases: "state_dict" there is the probe
     elif isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
         state = payload["state_dict"]
     elif isinstance(payload, dict):

@@ -7,6 +7,7 @@ Options that take lists accept them space-separated after one flag, as in
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -111,13 +112,16 @@ def cli() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("ssfbench-out"), show_default=True, help="Output folder.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--workers", type=int, default=1, show_default=True, help="DataLoader worker processes.")
-@click.option("--overwrite", type=click.Choice(["only-missing", "always", "never"]), default="only-missing", show_default=True, help="Embedding caches: reuse, recompute, or refuse a mismatch.")
+@click.option("--overwrite", type=click.Choice(["only-missing", "always", "never"]), default="only-missing", show_default=True, help="Embedding caches: reuse a matching one (recomputing a mismatched one with a warning), always recompute, or refuse a mismatch.")
+@click.option("--resume/--fresh", default=True, show_default=True, help="--resume: continue an interrupted run from the last.pt in its run folder, and an interrupted embedding from its partial cache (the default: rerunning the same command resumes). --fresh: discard this run's checkpoints and pretrain from scratch.")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True, help="Also write the resume state (last.pt) every N pretraining steps; 0: at epoch ends and every 10 minutes. Never changes the numbers.")
+@click.option("--embed-batch-size", type=click.IntRange(min=1), default=256, hidden=True, help="Rows per embedding batch and resumable cache block.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | None, image_size: int, backbone: str,
         pretrained: str | None, weights: Path | None, seed: int, seeds: tuple[int, ...], datasets: tuple[str, ...],
         roots: tuple[str, ...], pretrain_data: str, data_options: tuple[str, ...], lr: float | None, batch_size: int | None,
         settings: tuple[str, ...], out: Path, device: str, workers: int, overwrite: str, quiet: bool,
-        ensemble: bool = True) -> None:
+        ensemble: bool = True, resume: bool = True, checkpoint_every: int = 0, embed_batch_size: int = 256) -> None:
     """Pretrain (or load) an encoder, embed, probe, print the per-label tables and update the
     leaderboards. With no dataset options it runs the embedded synthetic benchmark.
 
@@ -126,7 +130,13 @@ def run(method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | 
       ssfbench run --method ranking --k 1 2 4
     trains (or reuses, same settings = same run) the k=1, k=2 and k=4 encoders, then evaluates the
     concatenation of their cached embeddings as one more row, variant "k=1+2+4" (per seed).
+
+    \b
+    Interrupted runs (killed, pre-empted, Ctrl-C): rerun the same command. Pretraining continues
+    from runs/<run_id>/last.pt and embedding from the partial cache, and the outputs are the same
+    as an uninterrupted run's (bitwise on CPU). --fresh starts pretraining over.
     """
+    from ssfbench.metrics import NoPositivesWarning
     from ssfbench.runner import DEFAULT_EVAL_DATASETS, DEFAULT_STEPS, RunSpec
     from ssfbench.runner import ensemble as run_ensemble
     from ssfbench.runner import run as run_spec
@@ -151,7 +161,8 @@ def run(method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | 
                    weights=weights, steps=spec_steps, datasets=tuple(datasets) or DEFAULT_EVAL_DATASETS,
                    roots=parse_roots(roots), dataset_options=parse_data_options(data_options),
                    pretrain_data=pretrain_data, out=out, device=device,
-                   num_workers=workers, overwrite=overwrite, progress=not quiet)
+                   num_workers=workers, overwrite=overwrite, progress=not quiet, resume=resume,
+                   checkpoint_every=checkpoint_every, embed_batch_size=embed_batch_size, argv=invocation())
     members: dict[int, list[list[dict]]] = {}
     for k in tuple(dict.fromkeys(ks)) or (None,):
         for s in seeds or (seed,):
@@ -159,11 +170,22 @@ def run(method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | 
             spec = RunSpec(**{**base.__dict__, "overrides": spec_overrides, "seed": s})
             if epochs is not None:
                 spec.steps = epochs_to_steps(spec, epochs)
-            members.setdefault(s, []).append(run_spec(spec))
+            with warnings.catch_warnings():  # print_results reports them, once, by dataset
+                warnings.simplefilter("ignore", NoPositivesWarning)
+                members.setdefault(s, []).append(run_spec(spec))
             print_results(members[s][-1], out)
     if ensemble and len(set(ks)) > 1:
         for s, results in members.items():
             print_results(run_ensemble(results, RunSpec(**{**base.__dict__, "seed": s})), out)
+
+
+def invocation() -> tuple[str, ...]:
+    """The command line of this invocation (as given to :func:`main`, else ``sys.argv``)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    if isinstance(obj, dict) and "argv" in obj:
+        return tuple(obj["argv"])
+    return ("ssfbench", *sys.argv[1:])
 
 
 def epochs_to_steps(spec, epochs: int) -> int:
@@ -188,7 +210,12 @@ def print_results(results: list[dict], out: Path) -> None:
         click.echo(f"\n{result['dataset']}: per-label {metric} x100, mean over {len(result['scores_per_fold'])} "
                    f"fold(s); avg = mean over labels, ± = std over folds (or seeds); * = this run")
         click.echo(leaderboard_table(board, result["labels"], highlight=result["config_hash"]))
-        click.echo(f"results: {out / 'results' / 'runs' / result['run_id'] / (result['dataset'] + '.json')}")
+        path = out / 'results' / 'runs' / result['run_id'] / (result['dataset'] + '.json')
+        click.echo(f"results: {path}")
+        notes = result.get("warnings") or []
+        if notes:
+            click.echo(f"warning: {result['dataset']}: {len(notes)} fold/label scores without positives "
+                       f"(recorded under 'warnings' in {path.name}), e.g. {notes[0]}", err=True)
 
 
 @cli.group()
@@ -263,9 +290,10 @@ cli.add_command(datasets_group)
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: expand list options, run click, turn UserError into one line + exit 2."""
-    args = expand_list_options(list(sys.argv[1:] if argv is None else argv))
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = expand_list_options(given)
     try:
-        cli.main(args=args, prog_name="ssfbench", standalone_mode=False)
+        cli.main(args=args, prog_name="ssfbench", standalone_mode=False, obj={"argv": ["ssfbench", *given]})
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -4,12 +4,22 @@ video-level split, validation each epoch, best-checkpoint selection, resumable c
 The window stream is a pure function of (seed, step): which videos, which anchors and which crop
 jitter a step uses never depends on what ran before, so a resumed run sees exactly the batches an
 uninterrupted one would have seen.
+
+Resume: ``last.pt`` in the run folder holds everything the loop carries from step to step (model,
+optimizer, step, history, best record, the losses of the unfinished epoch, and the torch / CUDA /
+numpy / python RNG states). It is written atomically at every epoch end, every
+``checkpoint_every`` steps and at least every ``checkpoint_minutes`` of wall time; writing it never
+touches an RNG, so how often it is written does not change the numbers. A run killed at any point
+and resumed ends with the same ``best.pt`` weights as one that never stopped (bitwise on CPU).
+There is no learning-rate scheduler; the loop has no other state.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +31,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ssfbench.checkpoint import atomic_write_bytes, atomic_write_json, save_checkpoint
+from ssfbench.checkpoint import save_checkpoint, torch_save_stable
 from ssfbench.data import VideoSource
 from ssfbench.device import autocast, resolve_device
 from ssfbench.errors import UserError
+from ssfbench.fileio import atomic_write_bytes, atomic_write_json
 from ssfbench.method import Method
 
 
@@ -38,6 +49,12 @@ class PretrainSettings:
     num_workers: int = 1
     val_fraction: float = 0.2
     progress: bool = True
+    #: also write ``last.pt`` every this many steps (0: only at epoch ends and by time)
+    checkpoint_every: int = 0
+    #: also write ``last.pt`` when this many minutes passed since the last write (0: never by time)
+    checkpoint_minutes: float = 10.0
+    #: continue from ``last.pt`` when the run folder holds one; False discards it and starts over
+    resume: bool = True
 
 
 @dataclass
@@ -159,11 +176,57 @@ def _better(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
 
+def rng_states() -> dict[str, Any]:
+    """Every global RNG state a training step could read (torch, CUDA, numpy, python)."""
+    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore what :func:`rng_states` returned."""
+    torch.set_rng_state(states["torch"].cpu())
+    if "numpy" in states:
+        np.random.set_state(states["numpy"])
+    if "python" in states:
+        random.setstate(states["python"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
+
+
+def save_resume_state(path: Path, method: Method, optimizer: torch.optim.Optimizer, state: dict[str, Any],
+                      running: list[float]) -> None:
+    """Write ``last.pt`` atomically: everything :func:`pretrain` needs to continue after ``state['step']``."""
+    payload = {"model": method.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_states(),
+               "state": state, "running": list(running)}
+    atomic_write_bytes(path, lambda tmp: torch_save_stable(payload, tmp))
+
+
+def load_resume_state(path: Path, device: torch.device) -> dict[str, Any]:
+    """The payload of ``last.pt``; an unreadable file is a :class:`UserError` suggesting ``--fresh``."""
+    try:
+        saved = torch.load(path, map_location=device, weights_only=False)
+        saved["state"]["step"]
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(f"{path}: cannot resume from this file ({type(exc).__name__}); "
+                        "rerun with --fresh to start over") from None
+    return saved
+
+
+def _due(step: int, since_save: float, settings: PretrainSettings) -> bool:
+    """Whether ``last.pt`` is due after ``step`` steps by the step or the time interval."""
+    by_steps = settings.checkpoint_every > 0 and step % settings.checkpoint_every == 0
+    by_time = settings.checkpoint_minutes > 0 and since_save >= settings.checkpoint_minutes * 60
+    return by_steps or by_time
+
+
 def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, run_dir: Path,
              meta: dict[str, Any] | None = None) -> PretrainResult:
     """Train ``method`` on ``videos`` for ``settings.steps`` steps; validate at every epoch end and at
     the last step; keep the best checkpoint (``best.pt`` + ``best.json``) by the method's selection
-    metric. Resumes from ``last.pt`` in ``run_dir`` when one is there."""
+    metric. Resumes from ``last.pt`` in ``run_dir`` when one is there (unless ``settings.resume`` is
+    False, which deletes it and starts over)."""
     device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -178,12 +241,16 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
     optimizer = make_optimizer(method)
     state = {"step": 0, "history": [], "best": None, "best_sha256": None}
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if not settings.resume:
+        last_path.unlink(missing_ok=True)
+    saved, running = None, []
     if last_path.is_file():
-        saved = torch.load(last_path, map_location=device, weights_only=False)
+        saved = load_resume_state(last_path, device)
         method.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["torch_rng"])
-        state = saved["state"]
+        state, running = saved["state"], list(saved.get("running", []))
+        print(f"resuming {method.display_name()} from {last_path} at step {state['step']}/{settings.steps}",
+              file=sys.stderr)
     else:
         state["history"].append({"epoch": 0, "step": 0, **validate(method, val, device, method.config.batch_size)})
 
@@ -198,9 +265,11 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
     method.train()
     bar = tqdm(total=settings.steps, initial=state["step"], disable=not settings.progress,
                desc=f"pretrain {method.display_name()}", unit="step", dynamic_ncols=True)
-    started = time.time()
-    running = []
-    for frames in loader:
+    started = last_save = time.time()
+    batches = iter(loader)  # draws a worker base seed from the torch RNG: restore the saved states after it
+    if saved is not None:
+        set_rng_states(saved["rng"] if "rng" in saved else {"torch": saved["torch_rng"]})
+    for frames in batches:
         step = state["step"]
         gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
         x = method.preprocess(frames.to(device, non_blocking=True))
@@ -229,9 +298,9 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
                 state["best"] = record
                 state["best_sha256"] = save_checkpoint(method, best_path, {**base_meta, "selected": record,
                                                                            "history": state["history"]})
-            payload = {"model": method.state_dict(), "optimizer": optimizer.state_dict(),
-                       "torch_rng": torch.get_rng_state(), "state": state}
-            atomic_write_bytes(last_path, lambda tmp, p=payload: torch.save(p, tmp))
+        if epoch_end or _due(state["step"], time.time() - last_save, settings):
+            save_resume_state(last_path, method, optimizer, state, running)
+            last_save = time.time()
     bar.close()
     if state["best"] is None:  # zero steps asked for: the initial weights are the checkpoint
         state["best"] = state["history"][0]

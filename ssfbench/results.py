@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssfbench.checkpoint import atomic_write_bytes
+from ssfbench.fileio import atomic_write_bytes
 
 SCHEMA = "ssfbench.result/1"
 PROVENANCE = ["run_id", "config_hash", "protocol_version", "ssfbench_version", "date"]

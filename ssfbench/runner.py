@@ -17,11 +17,15 @@ An ensemble (``ensemble``) owns no encoder: its caches are its members' and its 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
 import platform
+import shutil
+import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,10 +40,10 @@ import ssfbench
 from ssfbench.cache import cached_embeddings
 from ssfbench.checkpoint import load_checkpoint, load_weights, save_checkpoint, sha256_file
 from ssfbench.data import Fold, LabeledFrames, VideoSource
-from ssfbench.embed import embed_frames
+from ssfbench.embed import iter_embeddings
 from ssfbench.errors import UserError
 from ssfbench.method import Method
-from ssfbench.metrics import per_label_auc, per_label_f1
+from ssfbench.metrics import NoPositivesWarning, per_label_auc, per_label_f1
 from ssfbench.pretrain import PretrainSettings, pretrain
 from ssfbench.probe import PROBE_DEFAULTS, fit_predict
 from ssfbench.registry import get_dataset, get_method
@@ -73,6 +77,14 @@ class RunSpec:
     num_workers: int = 1
     overwrite: str = "only-missing"
     progress: bool = True
+    #: continue from the run folder's ``last.pt``; False (``--fresh``) discards its checkpoints first
+    resume: bool = True
+    #: write ``last.pt`` every this many pretraining steps too (0: epoch ends and every 10 minutes)
+    checkpoint_every: int = 0
+    #: rows per embedding batch (and per resumable cache block); part of a partial cache's resume key
+    embed_batch_size: int = 256
+    #: the command line that started the run (recorded in results)
+    argv: tuple[str, ...] = ()
 
 
 def build_method(spec: RunSpec, num_labels: int | None = None) -> Method:
@@ -170,7 +182,8 @@ def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSo
         digest = save_checkpoint(method, best, {**meta, "completed": True})
     else:
         settings = PretrainSettings(steps=spec.steps, seed=spec.seed, device=spec.device,
-                                    num_workers=spec.num_workers, progress=spec.progress)
+                                    num_workers=spec.num_workers, progress=spec.progress,
+                                    checkpoint_every=spec.checkpoint_every, resume=spec.resume)
         result = pretrain(method, videos, settings, run_dir, meta)
         best, digest = result.best_path, result.sha256
     loaded, digest = load_checkpoint(best)
@@ -179,18 +192,22 @@ def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSo
 
 def embeddings(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec, cache_path: Path) -> np.ndarray:
     """float32 ``[N, D]`` embeddings of every row of ``dataset`` by the frozen ``method`` (checkpoint
-    sha256 ``digest``), read from the HDF5 cache at ``cache_path`` or computed and written there."""
+    sha256 ``digest``), read from the HDF5 cache at ``cache_path`` or computed and written there
+    block by block (an interrupted extraction continues where it stopped)."""
     from ssfbench.device import resolve_device
 
     attrs = {"method": method.name, "checkpoint_sha256": digest, "dataset": dataset.name,
              "dataset_fingerprint": dataset.fingerprint(), "preprocess": method.preprocess.to_json(),
              "face_preprocessing": json.dumps(dataset.preprocessing(), sort_keys=True),
-             "ssfbench_version": ssfbench.__version__}
-    device = resolve_device(spec.device)
-    return cached_embeddings(cache_path, attrs, dataset.keys,
-                             lambda: embed_frames(method, method.preprocess, dataset, device=str(device),
-                                                  progress=spec.progress),
-                             overwrite=spec.overwrite)
+             "ssfbench_version": ssfbench.__version__, "protocol_version": ssfbench.PROTOCOL_VERSION}
+    device = str(resolve_device(spec.device))
+
+    def compute_from(start: int):
+        return iter_embeddings(method, method.preprocess, dataset, batch_size=spec.embed_batch_size,
+                               device=device, progress=spec.progress, start=start)
+
+    return cached_embeddings(cache_path, attrs, dataset.keys, overwrite=spec.overwrite, compute_from=compute_from,
+                             resume_key={"embed_batch_size": spec.embed_batch_size, "device": device})
 
 
 def evaluate(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec, run_id: str) -> dict[str, Any]:
@@ -251,20 +268,97 @@ def probe_dataset(x: np.ndarray | Callable[[Fold], np.ndarray], dataset: Labeled
     per_fold: dict[str, dict[str, float]] = {}
     pooled_true, pooled_prob = [], []
     tested: list[tuple[str, np.ndarray]] = []
+    notes: list[str] = []
     for fold in dataset.folds():
         xf = x(fold) if callable(x) else x
+        notes += degenerate_labels(dataset.targets[fold.train], labels, f"{dataset.name} {fold.name}", "training")
         prob = fit_predict(xf[fold.train], dataset.targets[fold.train], xf[fold.test], seed=seed)
-        scores = metric_fn(dataset.targets[fold.test], prob)
+        scores = _quiet_metric(metric_fn, dataset.targets[fold.test], prob)
+        notes += degenerate_labels(dataset.targets[fold.test], labels, f"{dataset.name} {fold.name}", "test",
+                                   dataset.metric)
         per_fold[fold.name] = dict(zip(labels, map(float, scores)))
         pooled_true.append(dataset.targets[fold.test])
         pooled_prob.append(prob)
         tested.append((fold.name, fold.test))
-    pooled = metric_fn(np.concatenate(pooled_true), np.concatenate(pooled_prob))
+    pooled = _quiet_metric(metric_fn, np.concatenate(pooled_true), np.concatenate(pooled_prob))
+    for note in notes:
+        warnings.warn(note, NoPositivesWarning, stacklevel=2)
     from ssfbench.bootstrap import fold_predictions  # per-frame test predictions, saved by write_result
 
     return {"labels": labels, "metric": dataset.metric, "scores_per_fold": per_fold,
             **summarise_folds(per_fold, labels), "pooled": dict(zip(labels, map(float, pooled))),
-            "test_predictions": fold_predictions(dataset, tested, pooled_prob)}
+            "warnings": notes, "test_predictions": fold_predictions(dataset, tested, pooled_prob)}
+
+
+def _quiet_metric(metric_fn: Callable[..., np.ndarray], y_true: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    """``metric_fn(y_true, prob)`` with its index-only NoPositivesWarnings silenced (the caller
+    reports them by label name through :func:`degenerate_labels`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoPositivesWarning)
+        return metric_fn(y_true, prob)
+
+
+def degenerate_labels(targets: np.ndarray, labels: list[str], where: str, rows: str,
+                      metric: str | None = None) -> list[str]:
+    """One note per label of ``targets`` (``[N, C]``, -1 unknown) without known positives (or,
+    for training rows and AUC, without known negatives), saying what the score becomes."""
+    notes = []
+    for c, label in enumerate(labels):
+        known = targets[:, c][targets[:, c] >= 0]
+        n_pos, n_neg = int((known == 1).sum()), int((known == 0).sum())
+        if rows == "training" and (n_pos == 0 or n_neg == 0):
+            missing = "positives" if n_pos == 0 else "negatives"
+            notes.append(f"{where}: label {label} has no {missing} among the known training rows; "
+                         "the probe cannot learn it")
+        elif rows == "test" and metric == "f1" and n_pos == 0:
+            notes.append(f"{where}: label {label} has no positives among the known test rows; F1 set to 0.0")
+        elif rows == "test" and metric == "auc" and (n_pos == 0 or n_neg == 0):
+            notes.append(f"{where}: label {label} has only one class among the known test rows; AUC is NaN")
+    return notes
+
+
+def check_labels(dataset: LabeledFrames) -> None:
+    """One-line :class:`UserError` unless ``dataset`` has one label row per image (``targets``
+    ``[N, C]`` with C = the label names, values 1/0/-1) and one subject per image."""
+    n, c = len(dataset.keys), len(dataset.label_names)
+    targets = np.asarray(dataset.targets)
+    if targets.ndim != 2 or targets.shape != (n, c):
+        raise UserError(f"dataset {dataset.name!r}: labels do not match the images: targets {targets.shape}, "
+                        f"expected ({n} frames, {c} labels)")
+    if len(dataset.subjects) != n:
+        raise UserError(f"dataset {dataset.name!r}: labels do not match the images: "
+                        f"{len(dataset.subjects)} subjects for {n} frames")
+    if not np.isin(targets, (0, 1, -1)).all():
+        raise UserError(f"dataset {dataset.name!r}: labels must be 1 (present), 0 (absent) or -1 (unknown)")
+
+
+def discard_checkpoints(run_dir: Path) -> None:
+    """``--fresh``: remove the run folder's checkpoints and resume state (caches stay: they are
+    keyed by the checkpoint's sha256, so they are reused only if retraining gives the same weights)."""
+    for name in ("best.pt", "best.json", "last.pt"):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "folds", ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=1)
+def git_revision() -> dict[str, Any] | None:
+    """``{"commit", "dirty"}`` of the ssfbench source checkout, or None (not a git checkout, no git)."""
+    root = Path(ssfbench.__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": head, "dirty": bool(status.strip())}
+
+
+def rerun_info(spec: RunSpec) -> dict[str, Any]:
+    """What a rerun needs beyond the result's own fields: the command line and the source revision."""
+    return {"argv": list(spec.argv), "git": git_revision()}
 
 
 def versions() -> dict[str, str]:
@@ -296,12 +390,14 @@ def calibrate(spec: RunSpec) -> list[dict[str, Any]]:
         ds = open_dataset(name, spec)
         if not hasattr(ds, "intensities"):
             raise UserError(f"dataset {name!r} has no true AU intensities; only synthetic datasets can be calibrated")
+        check_labels(ds)
         scores = probe_dataset(np.asarray(ds.intensities, dtype=np.float32), ds, seed=spec.seed)
         config_hash = hashlib.sha256(f"ceiling|{ds.fingerprint()}|{ssfbench.PROTOCOL_VERSION}".encode()).hexdigest()
         result = result_record(run_id=f"ceiling-{name}-{config_hash[:8]}-seed{spec.seed}", config_hash=config_hash,
                                method="true-intensities", variant="", display_name="Ceiling: true AU intensities",
                                backbone="", source="ceiling", dataset=ds, seed=spec.seed,
-                               data_seed=spec.data_seed, image_size=spec.image_size, scores=scores)
+                               data_seed=spec.data_seed, image_size=spec.image_size, scores=scores,
+                               rerun=rerun_info(spec))
         write_result(spec.out / "results", result)
         results.append(result)
     write_leaderboards(spec.out / "results")
@@ -311,11 +407,13 @@ def calibrate(spec: RunSpec) -> list[dict[str, Any]]:
 def run(spec: RunSpec) -> list[dict[str, Any]]:
     """Run one method end to end; returns the results written (one per evaluation dataset)."""
     started = time.time()
+    torch.manual_seed(spec.seed)  # initial weights from the seed: torch seeds its default generator randomly
     method = build_method(spec)
     eval_sets = [open_dataset(name, spec) for name in spec.datasets]
     for ds in eval_sets:
         if not isinstance(ds, LabeledFrames):
             raise UserError(f"dataset {ds.name!r} holds unlabeled videos; it cannot be probed (use it for pretraining)")
+        check_labels(ds)
     if method.needs_labels and spec.weights is not None:
         raise UserError(f"--weights: method {method.name!r} trains on each fold's labels; give its backbone "
                         "init with --pretrained (imagenet or a state-dict path) instead")
@@ -331,6 +429,8 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{spec.out}: cannot write the output folder ({exc.strerror})") from None
+    if not spec.resume:
+        discard_checkpoints(run_dir)
     if method.needs_labels:
         return _run_per_fold(spec, method, eval_sets, run_dir, run_id, config_hash, variant, meta)
     method, digest, record = obtain_encoder(spec, method, run_dir, videos, meta)
@@ -345,7 +445,7 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
             checkpoint=str(run_dir / "best.pt"), checkpoint_sha256=digest,
             method_config=method.config.to_dict(), image_size=spec.image_size,
             pretrain={k: record.get(k) for k in ("pretrain", "selected") if k in record},
-            wall_s={"pretrain": round(pretrain_s, 1)},
+            wall_s={"pretrain": round(pretrain_s, 1)}, rerun=rerun_info(spec),
         )
         write_result(spec.out / "results", result)
         results.append(result)
@@ -365,6 +465,7 @@ def _run_per_fold(spec: RunSpec, method: Method, eval_sets: list[LabeledFrames],
             seed=spec.seed, data_seed=spec.data_seed, scores=scores,
             method_config=method.config.to_dict(), image_size=spec.image_size,
             trained_on_labels={"steps_per_fold": spec.steps, "folds": list(scores["scores_per_fold"])},
+            rerun=rerun_info(spec),
         )
         write_result(spec.out / "results", result)
         results.append(result)
@@ -403,8 +504,9 @@ def ensemble(members: list[list[dict[str, Any]]], spec: RunSpec) -> list[dict[st
         embed_s = time.time() - started
         started = time.time()
         scores = probe_dataset(x, ds, seed=rows[0]["seed"])
-        out.append(_ensemble_record(rows, ds, scores, x.shape[1],
-                                    {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)}))
+        out.append({**_ensemble_record(rows, ds, scores, x.shape[1],
+                                       {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)}),
+                    "rerun": rerun_info(spec)})
         write_result(spec.out / "results", out[-1])
     write_leaderboards(spec.out / "results")
     return out

@@ -29,6 +29,7 @@ ATTRS = {
     "dataset_fingerprint": "f00d",
     "preprocess": {"input_size": 64, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
     "ssfbench_version": "0.1.0",
+    "protocol_version": "1",
 }
 KEYS = np.array(["s1/0001", "s1/0002", "s2/0001", "é/0003"])
 

@@ -1,0 +1,50 @@
+"""Atomic file writing shared by checkpoints, caches and results: a temporary file in the same
+folder, fsynced, given the permissions ``open()`` would have given, then renamed into place, so a
+reader never sees a partial file and a full disk is one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ssfbench.errors import UserError, is_disk_full
+
+
+def new_file_mode() -> int:
+    """``0o666`` less the process umask: the mode ``open()`` gives a new file (``mkstemp`` makes
+    temporaries 0600, which would hide shared caches and results from colleagues)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write_bytes(path: Path, write: Callable[[str], Any]) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``; no partial file is ever left at ``path``.
+    A full disk becomes the one-line :class:`UserError` ``disk full while writing <path>``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, new_file_mode())  # mkstemp makes 0600
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise UserError(f"disk full while writing {path}") from None
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON atomically."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+    atomic_write_bytes(path, write)
