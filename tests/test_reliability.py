@@ -194,7 +194,8 @@ print(float(emb.sum()))
 def test_two_concurrent_writers_leave_one_valid_cache(tmp_path):
     path, marker = tmp_path / "c.h5", tmp_path / "computed.txt"
     cmd = [sys.executable, "-c", WRITER, str(path), str(marker), json.dumps(ATTRS)]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+             for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert outs[0][0] == outs[1][0]

@@ -51,8 +51,10 @@ VOLATILE = {"date", "timing", "wall_s", "elapsed_s"}
 def ssfbench(out: Path, *extra: str, slow: tuple[float, float] | None = None) -> subprocess.Popen:
     """Start ``ssfbench run`` (the tiny ranking run) writing to ``out``."""
     prefix = [sys.executable, "-m", "ssfbench"] if slow is None else [sys.executable, "-c", SLOW, *map(str, slow)]
+    # cwd outside the checkout: `python -m` puts the cwd first on sys.path, and the source folder
+    # ./ssfbench lacks the ssfbench.methods/.datasets mapping that the installed package has
     return subprocess.Popen([*prefix, *ARGS, "--out", str(out), *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, cwd=out.parent)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 900) -> str:
