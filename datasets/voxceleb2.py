@@ -3,12 +3,12 @@ with PyAV, only the frames a window needs.
 
 Layout::
 
-    <root>/dev/mp4/idXXXXX/<11-char YouTube id>/NNNNN.mp4       (5,994 speakers)
-    <root>/test/mp4/idXXXXX/<11-char YouTube id>/NNNNN.mp4      (118 speakers, disjoint from dev)
+    <root>/dev/mp4/idNNNNN/<11-char YouTube id>/NNNNN.mp4       (5,994 speakers)
+    <root>/test/mp4/idNNNNN/<11-char YouTube id>/NNNNN.mp4      (118 speakers, disjoint from dev)
 
 ``--root`` may point at the parent of ``dev``/``test`` (then ``split`` picks one, default dev), at
 ``dev`` or ``test`` itself, or at an ``mp4`` folder. One video per utterance; ``identity()`` is
-its ``idXXXXX`` folder. The harness's pretraining split is video-level (the paper's 80/20);
+its ``idNNNNN`` folder. The harness's pretraining split is video-level (the paper's 80/20);
 :meth:`VoxCeleb2.split_identities` gives an identity-level one (no speaker on both sides), and the
 official test split is identity-disjoint from dev for held-out evaluation.
 
@@ -83,7 +83,7 @@ class VoxCeleb2(VideoSource):
     # ---- opening ---------------------------------------------------------------------------
     @staticmethod
     def locate(root: Path, split: str, problems: Problems) -> tuple[Path | None, str]:
-        """The folder holding the ``idXXXXX`` folders and the split's name."""
+        """The folder holding the ``idNNNNN`` folders and the split's name."""
         if _has_identities(root):
             name = root.parent.name if root.name.lower() == "mp4" else root.name
             return root, name.lower() if name.lower() in ("dev", "test") else "unknown"
@@ -97,17 +97,17 @@ class VoxCeleb2(VideoSource):
                 return mp4, split
         others = [d.name for d in subdirs(root) if d.name.lower() in ("dev", "test")]
         problems.error("video folder not found", root,
-                       f"expected {split}/mp4/idXXXXX/<video id>/NNNNN.mp4" +
+                       f"expected {split}/mp4/idNNNNN/<video id>/NNNNN.mp4" +
                        (f" (found {', '.join(others)}; --set split=...)" if others else ""))
         return None, split
 
     @staticmethod
     def scan(base: Path, problems: Problems) -> list[str]:
-        """``idXXXXX/<ytid>/NNNNN.mp4`` of every video under ``base``, sorted."""
+        """``idNNNNN/<ytid>/NNNNN.mp4`` of every video under ``base``, sorted."""
         videos = []
         for ident in subdirs(base):
             if not IDENTITY.fullmatch(ident.name):
-                problems.note("unrecognised folder", ident, "not idXXXXX; ignored")
+                problems.note("unrecognised folder", ident, "not idNNNNN; ignored")
                 continue
             found = 0
             for clip in subdirs(ident):
@@ -118,7 +118,7 @@ class VoxCeleb2(VideoSource):
             if not found:
                 problems.note("identity without videos", ident)
         if not videos:
-            problems.error("no videos", base, "expected idXXXXX/<video id>/NNNNN.mp4")
+            problems.error("no videos", base, "expected idNNNNN/<video id>/NNNNN.mp4")
         return videos
 
     @classmethod
@@ -173,7 +173,7 @@ class VoxCeleb2(VideoSource):
         return self.root / self.videos[video]
 
     def identity(self, video: int) -> str:
-        """The speaker (``idXXXXX`` folder) of ``video``."""
+        """The speaker (``idNNNNN`` folder) of ``video``."""
         self._check(video)
         return str(self.identities[video])
 
