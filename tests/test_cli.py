@@ -5,24 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_runner import run_main
 from click.testing import CliRunner
 
-from ssfbench.cli import cli, expand_list_options, main
+from ssfbench.cli import cli, expand_list_options
 
 TINY = ["--image-size", "32", "--steps", "2", "--batch-size", "4", "--workers", "0", "--quiet",
         "--data-option", "synth-vox.identities=8", "--data-option", "synth-au.subjects=6",
         "--data-option", "synth-expr.identities=24"]
-
-
-def run_main(args, capsys):
-    """Run the console entry point; returns (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_list_options_expand_space_separated_values():

@@ -10,8 +10,8 @@ import textwrap
 import warnings
 
 import pytest
+from cli_runner import run_main
 
-from ssfbench.cli import main
 from ssfbench.mockrun import mock_run
 from ssfbench.registry import METHODS, get_method
 
@@ -98,16 +98,6 @@ def plugin(tmp_path, monkeypatch):
         yield tmp_path
     METHODS.reset()
     sys.modules.pop("tinyssl", None)
-
-
-def run_main(args, capsys):
-    code = 0
-    try:
-        main(args)
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_plugin_passes_mock_run_and_runs_through_the_probe(plugin, capsys):

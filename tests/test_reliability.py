@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_main
 
 import ssfbench.cache as cache
 from ssfbench.cache import (
@@ -27,7 +28,6 @@ from ssfbench.cache import (
     read_attrs,
     read_cache,
 )
-from ssfbench.cli import main
 from ssfbench.data import Fold
 from ssfbench.errors import UserError
 from ssfbench.metrics import NoPositivesWarning
@@ -56,17 +56,6 @@ def blocks(emb: np.ndarray, size: int = 4, stop_after: int | None = None):
 
     compute_from.starts = starts
     return compute_from
-
-
-def run_main(args: list[str], capsys) -> tuple[int, str, str]:
-    """The console entry point in-process: (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def files_under(folder: Path) -> list[str]:
