@@ -21,7 +21,6 @@ import io
 import math
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -265,19 +264,6 @@ def read_rows(path: Path, text: str, problems: Problems, *, sep: str = ",",
                          on_bad_lines="skip", usecols=usecols)
         keep = np.arange(len(df))
     return df.fillna("").reset_index(drop=True), keep + 1
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file next to ``path``, then rename it onto ``path``; no
-    partial file is ever left at ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def relative(path: str | Path, root: Path) -> str:

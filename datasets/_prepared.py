@@ -25,8 +25,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ssfbench.data import Fold, LabeledFrames
-from ssfbench.datasets._layout import Digest, atomic_write
+from ssfbench.datasets._layout import Digest
 from ssfbench.errors import UserError
+from ssfbench.fileio import atomic_write_bytes
 
 FORMAT = "ssfbench.prepared/1"
 CODECS = ("jpeg", "raw")
@@ -97,7 +98,7 @@ def write_prepared(ds: Any, out: Path, *, codec: str = "jpeg", batch: int = 64, 
                 "preprocessing": json.dumps(ds.preprocessing(), sort_keys=True), "complete": True,
             })
 
-    atomic_write(out, write)
+    atomic_write_bytes(out, write)
     return out
 
 

@@ -36,7 +36,6 @@ from ssfbench.datasets._layout import (
     Digest,
     Option,
     Problems,
-    atomic_write,
     entries,
     find_child,
     relative,
@@ -48,6 +47,7 @@ from ssfbench.datasets._layout import (
 )
 from ssfbench.datasets._video import VideoReader
 from ssfbench.errors import UserError
+from ssfbench.fileio import atomic_write_bytes
 
 IDENTITY = re.compile(r"id\d+")
 INDEX_FORMAT = "ssfbench.voxceleb2-index/1"
@@ -271,5 +271,5 @@ class VoxCeleb2(VideoSource):
                 f.attrs.update({"format": INDEX_FORMAT, "root": str(ds.root.resolve()), "split": ds.split,
                                 "options": json.dumps(ds.options, sort_keys=True), "complete": True})
 
-        atomic_write(out, write)
+        atomic_write_bytes(out, write)
         return out
