@@ -21,6 +21,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -46,9 +47,13 @@ def _encode_jpeg(image: np.ndarray) -> np.ndarray:
     return np.frombuffer(buf.getvalue(), dtype=np.uint8)
 
 
-def _decode_jpeg(blob: np.ndarray) -> np.ndarray:
-    with Image.open(io.BytesIO(blob.tobytes())) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+def _decode_jpegs(blobs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """uint8 ``[H, W, 3]`` images of JPEG byte strings, decoded in one batched libjpeg-turbo call
+    (torchvision; the same pixels as PIL, about twice as fast)."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    tensors = [torch.from_numpy(np.array(b, dtype=np.uint8)) for b in blobs]
+    return [im.permute(1, 2, 0).numpy() for im in decode_jpeg(tensors, mode=ImageReadMode.RGB)]
 
 
 def fold_roles(folds: Sequence[Fold], n: int) -> np.ndarray:
@@ -61,7 +66,8 @@ def fold_roles(folds: Sequence[Fold], n: int) -> np.ndarray:
 
 
 def write_prepared(ds: Any, out: Path, *, codec: str = "jpeg", batch: int = 64, progress: bool = True) -> Path:
-    """Decode every row of the adapter ``ds`` (a ``RealFrames``) and write the store to ``out``."""
+    """Decode every row of the labelled dataset ``ds`` (an adapter's ``RealFrames`` or any
+    :class:`LabeledFrames`, e.g. a synthetic set) and write the store to ``out``."""
     if codec not in CODECS:
         raise UserError(f"--codec must be one of {', '.join(CODECS)}, got {codec!r}")
     if len(ds) == 0:
@@ -93,8 +99,9 @@ def write_prepared(ds: Any, out: Path, *, codec: str = "jpeg", batch: int = 64, 
             f.attrs.update({
                 "format": FORMAT, "dataset": ds.name, "summary": ds.summary, "metric": ds.metric,
                 "label_names": json.dumps(list(ds.label_names)), "fold_names": json.dumps([fd.name for fd in folds]),
-                "source_root": str(Path(ds.root).resolve()), "source_fingerprint": ds.fingerprint(),
-                "options": json.dumps(ds.options, sort_keys=True, default=str), "image_size": size, "codec": codec,
+                "source_root": str(Path(ds.root).resolve()) if getattr(ds, "root", None) else "",
+                "source_fingerprint": ds.fingerprint(),
+                "options": json.dumps(getattr(ds, "options", {}), sort_keys=True, default=str), "image_size": size, "codec": codec,
                 "preprocessing": json.dumps(ds.preprocessing(), sort_keys=True), "complete": True,
             })
 
@@ -189,7 +196,7 @@ class PreparedFrames(LabeledFrames):
         pos = {int(r): k for k, r in enumerate(order)}
         if self.codec == "raw":
             return [np.asarray(rows[pos[int(i)]]) for i in idx]
-        return [_decode_jpeg(rows[pos[int(i)]]) for i in idx]
+        return _decode_jpegs([rows[pos[int(i)]] for i in idx])
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -28,10 +28,12 @@ import json
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ssfbench.data import Fold, LabeledFrames, VideoSource
+from ssfbench.errors import UserError
 
 #: Bump whenever the rendered pixels or labels change (part of every fingerprint).
 SYNTH_VERSION = "synth-1"
@@ -715,9 +717,35 @@ class SynthVox(VideoSource):
 
     @classmethod
     def open(cls, root: Path | None = None, *, image_size: int = 64, seed: int = 0, identities: int = 200,
-             videos_per_identity: int = 2, frames: int = 150) -> SynthVox:
-        """Open the synthetic video set (``root`` is ignored: nothing to download)."""
-        return cls(image_size, seed, identities, videos_per_identity, frames)
+             videos_per_identity: int = 2, frames: int = 150) -> VideoSource:
+        """Open the synthetic video set, rendered on the fly; or, when ``root`` is a store written by
+        :meth:`prepare` for the same options, read from that store (the same pixels, no rendering)."""
+        source = cls(image_size, seed, identities, videos_per_identity, frames)
+        if root is None:
+            return source
+        from ssfbench.datasets._prepared_videos import VideoStore
+
+        store = VideoStore(Path(root), cls.name)
+        if store.fingerprint() != source.fingerprint():
+            raise UserError(f"{root}: this store was rendered with other options than requested (image size "
+                            f"{store.image_size}, requested {image_size}; or other seed/identities/frames); "
+                            f"prepare it again with the same --image-size and --set options")
+        return store
+
+    @classmethod
+    def prepare(cls, root: Path | None, out: Path, *, image_size: int = 64, codec: str = "raw", progress: bool = True,
+                **options: Any) -> Path:
+        """Render every frame once into a prepared video store at ``out`` (lossless, so runs that read
+        it are the same runs as rendering on the fly); ``options`` are those of :meth:`open`."""
+        from ssfbench.datasets._prepared_videos import write_video_store
+
+        if codec != "raw":
+            raise UserError(f"{cls.name}: frames are stored raw (lossless); --codec {codec} is not available")
+        try:
+            source = cls.open(image_size=image_size, **{k: int(v) for k, v in options.items()})
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{cls.name}: bad option ({exc})") from None
+        return write_video_store(source, out, progress=progress)
 
     def fingerprint(self) -> str:
         """Digest of version, name, seed, image size and size options."""

@@ -64,6 +64,17 @@ def parse_data_options(pairs: tuple[str, ...]) -> dict[str, dict[str, object]]:
     return out
 
 
+def parse_workers(value: str, device: str) -> int:
+    """``--workers``: a count >= 0, or ``auto`` (see :func:`ssfbench.device.default_workers`)."""
+    if value == "auto":
+        from ssfbench.device import default_workers, resolve_device
+
+        return default_workers(resolve_device(device))
+    if not value.isdigit():
+        raise UserError(f"--workers expects a number >= 0 or auto, got {value!r}")
+    return int(value)
+
+
 def parse_roots(pairs: tuple[str, ...]) -> dict[str, Path]:
     """``("bp4d=/data/BP4D",)`` -> ``{"bp4d": Path("/data/BP4D")}``."""
     out = {}
@@ -89,39 +100,49 @@ def cli() -> None:
     """
 
 
+#: the options of ``run``, ``pretrain`` and ``embed`` (the stages of one run share its identity)
+_RUN_OPTIONS = [
+    click.option("--method", "method_name", required=True, help="Registered method (see `ssfbench list methods`)."),
+    click.option("--k", "ks", type=int, multiple=True, help="Ranking interval k (ranking, triplet, npair); several values (--k 1 2 4) train or reuse one encoder each, then add their ensemble row."),
+    click.option("--steps", type=int, default=None, help="Pretraining steps (default 300: the synthetic default budget)."),
+    click.option("--epochs", type=int, default=None, help="Pretraining epochs instead of --steps."),
+    click.option("--image-size", type=int, default=64, show_default=True, help="Input size of the encoder (and of the synthetic renderer)."),
+    click.option("--backbone", default="resnet18", show_default=True, help="Any timm model name."),
+    click.option("--pretrained", default=None, help="Backbone init: 'imagenet' (timm weights, must be cached locally) or a state-dict path."),
+    click.option("--weights", type=click.Path(path_type=Path), default=None, help="Load this checkpoint instead of pretraining."),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, sampling and probe."),
+    click.option("--seeds", type=int, multiple=True, help="Several seeds (space-separated); overrides --seed."),
+    click.option("--datasets", multiple=True, help="Evaluation datasets (default: synth-au synth-expr)."),
+    click.option("--root", "roots", multiple=True, help="NAME=PATH of a dataset's local copy (repeatable)."),
+    click.option("--pretrain-data", default="synth-vox", show_default=True, help="Video dataset to pretrain on."),
+    click.option("--data-option", "data_options", multiple=True, metavar="DATASET.KEY=VALUE",
+                  help="Option for a dataset's open(), e.g. synth-vox.identities=1000 (repeatable)."),
+    click.option("--lr", type=float, default=None, help="Learning rate (method default otherwise)."),
+    click.option("--batch-size", type=int, default=None, help="Windows per step (method default otherwise)."),
+    click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any other method setting, e.g. --set optimizer=adam."),
+    click.option("--out", type=click.Path(path_type=Path), default=Path("ssfbench-out"), show_default=True, help="Output folder."),
+    click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
+    click.option("--workers", default="auto", show_default=True, help="DataLoader worker processes, or auto (CUDA: up to 8 per GPU; CPU: 0 on machines with at most 4 cores, else 2)."),
+    click.option("--overwrite", type=click.Choice(["only-missing", "always", "never"]), default="only-missing", show_default=True, help="Embedding caches: reuse a matching one (recomputing a mismatched one with a warning), always recompute, or refuse a mismatch."),
+    click.option("--resume/--fresh", default=True, show_default=True, help="--resume: continue an interrupted run from the last.pt in its run folder, and an interrupted embedding from its partial cache (the default: rerunning the same command resumes). --fresh: discard this run's checkpoints and pretrain from scratch."),
+    click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True, help="Also write the resume state (last.pt) every N pretraining steps; 0: at epoch ends and every 10 minutes. Never changes the numbers."),
+    click.option("--embed-batch-size", type=click.IntRange(min=1), default=256, hidden=True, help="Rows per embedding batch and resumable cache block."),
+    click.option("--quiet", is_flag=True, help="No progress bars."),
+    click.option("--check-sync-every", type=click.IntRange(min=0), default=0, hidden=True, help="Under torchrun: also compare the ranks' parameters every N pretraining steps (always at epoch ends)."),
+]
+
+
+def run_options(command):
+    """Decorate ``command`` with every option of :data:`_RUN_OPTIONS`."""
+    for option in reversed(_RUN_OPTIONS):
+        command = option(command)
+    return command
+
+
 @cli.command()
-@click.option("--method", "method_name", required=True, help="Registered method (see `ssfbench list methods`).")
-@click.option("--k", "ks", type=int, multiple=True, help="Ranking interval k (ranking, triplet, npair); several values (--k 1 2 4) train or reuse one encoder each, then add their ensemble row.")
+@run_options
 @click.option("--ensemble/--no-ensemble", default=True, show_default=True, help="With several --k: also evaluate the concatenation of their embeddings as one row ('Ranking Ensemble', variant k=1+2+4).")
-@click.option("--steps", type=int, default=None, help="Pretraining steps (default 300: the synthetic default budget).")
-@click.option("--epochs", type=int, default=None, help="Pretraining epochs instead of --steps.")
-@click.option("--image-size", type=int, default=64, show_default=True, help="Input size of the encoder (and of the synthetic renderer).")
-@click.option("--backbone", default="resnet18", show_default=True, help="Any timm model name.")
-@click.option("--pretrained", default=None, help="Backbone init: 'imagenet' (timm weights, must be cached locally) or a state-dict path.")
-@click.option("--weights", type=click.Path(path_type=Path), default=None, help="Load this checkpoint instead of pretraining.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, sampling and probe.")
-@click.option("--seeds", type=int, multiple=True, help="Several seeds (space-separated); overrides --seed.")
-@click.option("--datasets", multiple=True, help="Evaluation datasets (default: synth-au synth-expr).")
-@click.option("--root", "roots", multiple=True, help="NAME=PATH of a dataset's local copy (repeatable).")
-@click.option("--pretrain-data", default="synth-vox", show_default=True, help="Video dataset to pretrain on.")
-@click.option("--data-option", "data_options", multiple=True, metavar="DATASET.KEY=VALUE",
-              help="Option for a dataset's open(), e.g. synth-vox.identities=1000 (repeatable).")
-@click.option("--lr", type=float, default=None, help="Learning rate (method default otherwise).")
-@click.option("--batch-size", type=int, default=None, help="Windows per step (method default otherwise).")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any other method setting, e.g. --set optimizer=adam.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("ssfbench-out"), show_default=True, help="Output folder.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
-@click.option("--workers", type=int, default=1, show_default=True, help="DataLoader worker processes.")
-@click.option("--overwrite", type=click.Choice(["only-missing", "always", "never"]), default="only-missing", show_default=True, help="Embedding caches: reuse a matching one (recomputing a mismatched one with a warning), always recompute, or refuse a mismatch.")
-@click.option("--resume/--fresh", default=True, show_default=True, help="--resume: continue an interrupted run from the last.pt in its run folder, and an interrupted embedding from its partial cache (the default: rerunning the same command resumes). --fresh: discard this run's checkpoints and pretrain from scratch.")
-@click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True, help="Also write the resume state (last.pt) every N pretraining steps; 0: at epoch ends and every 10 minutes. Never changes the numbers.")
-@click.option("--embed-batch-size", type=click.IntRange(min=1), default=256, hidden=True, help="Rows per embedding batch and resumable cache block.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | None, image_size: int, backbone: str,
-        pretrained: str | None, weights: Path | None, seed: int, seeds: tuple[int, ...], datasets: tuple[str, ...],
-        roots: tuple[str, ...], pretrain_data: str, data_options: tuple[str, ...], lr: float | None, batch_size: int | None,
-        settings: tuple[str, ...], out: Path, device: str, workers: int, overwrite: str, quiet: bool,
-        ensemble: bool = True, resume: bool = True, checkpoint_every: int = 0, embed_batch_size: int = 256) -> None:
+def run(**options) -> None:
     """Pretrain (or load) an encoder, embed, probe, print the per-label tables and update the
     leaderboards. With no dataset options it runs the embedded synthetic benchmark.
 
@@ -135,7 +156,49 @@ def run(method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | 
     Interrupted runs (killed, pre-empted, Ctrl-C): rerun the same command. Pretraining continues
     from runs/<run_id>/last.pt and embedding from the partial cache, and the outputs are the same
     as an uninterrupted run's (bitwise on CPU). --fresh starts pretraining over.
+
+    \b
+    Several processes (GPUs or machines): torchrun --nproc_per_node=N -m ssfbench run ...
     """
+    execute(None, **options)
+
+
+@cli.command()
+@run_options
+def pretrain(**options) -> None:
+    """Pretrain (or load) the encoder of a run and stop: runs/<run_id>/best.pt, which later
+    `run` / `embed` commands with the same options reuse.
+
+    \b
+    Several processes (DistributedDataParallel; gloo on CPU, NCCL on GPUs):
+      torchrun --nproc_per_node=4 -m ssfbench pretrain --method ranking --k 2 --steps 20000
+    and across machines with torchrun's usual --nnodes/--node-rank/--rdzv-endpoint flags.
+    """
+    execute("pretrain", **{**options, "datasets": ()})
+
+
+@cli.command()
+@run_options
+def embed(**options) -> None:
+    """Pretrain (or reuse) a run's encoder and write its HDF5 embedding caches of --datasets; no probe.
+
+    \b
+    Under torchrun the batches are shared out over the processes and rank 0 writes one cache,
+    the same as a single process writes:
+      torchrun --nproc_per_node=4 -m ssfbench embed --method ranking --k 2 --datasets bp4d --root bp4d=PATH
+    """
+    execute("embed", **options)
+
+
+def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | None,
+            image_size: int, backbone: str, pretrained: str | None, weights: Path | None, seed: int,
+            seeds: tuple[int, ...], datasets: tuple[str, ...], roots: tuple[str, ...], pretrain_data: str,
+            data_options: tuple[str, ...], lr: float | None, batch_size: int | None, settings: tuple[str, ...],
+            out: Path, device: str, workers: str, overwrite: str, quiet: bool, ensemble: bool = False,
+            resume: bool = True, checkpoint_every: int = 0, embed_batch_size: int = 256,
+            check_sync_every: int = 0) -> None:
+    """``run`` (``stop_after`` None), ``pretrain`` or ``embed`` with the parsed options."""
+    from ssfbench import distributed
     from ssfbench.metrics import NoPositivesWarning
     from ssfbench.runner import DEFAULT_EVAL_DATASETS, DEFAULT_STEPS, RunSpec
     from ssfbench.runner import ensemble as run_ensemble
@@ -143,6 +206,7 @@ def run(method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | 
 
     if any(k < 1 for k in ks):
         raise UserError(f"--k must be >= 1, got {min(ks)}")
+    num_workers = parse_workers(workers, device)
     if image_size < 16:
         raise UserError(f"--image-size must be at least 16, got {image_size}")
     overrides: dict[str, object] = parse_settings(settings)
@@ -158,11 +222,13 @@ def run(method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | 
     if steps is not None and steps < 0:
         raise UserError(f"--steps must be >= 0, got {steps}")
     base = RunSpec(method=method_name, backbone=backbone, image_size=image_size, pretrained=pretrained,
-                   weights=weights, steps=spec_steps, datasets=tuple(datasets) or DEFAULT_EVAL_DATASETS,
+                   weights=weights, steps=spec_steps,
+                   datasets=() if stop_after == "pretrain" else tuple(datasets) or DEFAULT_EVAL_DATASETS,
                    roots=parse_roots(roots), dataset_options=parse_data_options(data_options),
                    pretrain_data=pretrain_data, out=out, device=device,
-                   num_workers=workers, overwrite=overwrite, progress=not quiet, resume=resume,
-                   checkpoint_every=checkpoint_every, embed_batch_size=embed_batch_size, argv=invocation())
+                   num_workers=num_workers, overwrite=overwrite, progress=not quiet, resume=resume,
+                   checkpoint_every=checkpoint_every, embed_batch_size=embed_batch_size, argv=invocation(),
+                   stop_after=stop_after, sync_check_every=check_sync_every)
     members: dict[int, list[list[dict]]] = {}
     for k in tuple(dict.fromkeys(ks)) or (None,):
         for s in seeds or (seed,):
@@ -173,8 +239,13 @@ def run(method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | 
             with warnings.catch_warnings():  # print_results reports them, once, by dataset
                 warnings.simplefilter("ignore", NoPositivesWarning)
                 members.setdefault(s, []).append(run_spec(spec))
-            print_results(members[s][-1], out)
-    if ensemble and len(set(ks)) > 1:
+            if not distributed.world().is_main:
+                continue
+            if stop_after is None:
+                print_results(members[s][-1], out)
+            else:
+                print_stage(members[s][-1])
+    if ensemble and len(set(ks)) > 1 and distributed.world().is_main:
         for s, results in members.items():
             print_results(run_ensemble(results, RunSpec(**{**base.__dict__, "seed": s})), out)
 
@@ -197,6 +268,15 @@ def epochs_to_steps(spec, epochs: int) -> int:
     videos = open_dataset(spec.pretrain_data, spec)
     n_train = len(split_videos(len(videos), 0.2, spec.seed)[0])
     return epochs * max(1, n_train // method.config.batch_size)
+
+
+def print_stage(results: list[dict]) -> None:
+    """What ``pretrain`` / ``embed`` produced: the checkpoint, then one cache per dataset."""
+    click.echo(f"checkpoint: {results[0]['checkpoint'] if 'checkpoint' in results[0] else results[0]['run_id']} "
+               f"(sha256 {results[0]['checkpoint_sha256'][:12]})")
+    for result in results:
+        if "cache" in result:
+            click.echo(f"embeddings of {result['dataset']}: {result['cache']}")
 
 
 def print_results(results: list[dict], out: Path) -> None:
@@ -286,6 +366,9 @@ cli.add_command(retrieve_cmd)
 from ssfbench.cli_datasets import datasets as datasets_group  # noqa: E402
 
 cli.add_command(datasets_group)
+from ssfbench.cli_bench import bench_cmd  # noqa: E402
+
+cli.add_command(bench_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -58,17 +58,24 @@ def verify_cmd(name: str, root: Path, settings: tuple[str, ...], quick: bool, sa
 
 @datasets.command("prepare")
 @click.argument("name")
-@_ROOT
+@click.option("--root", type=click.Path(path_type=Path), default=None,
+              help="Folder of your copy, in the layout the owners ship (not for synth-vox).")
 @_SET
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Store to write (default: <name>-<size>.h5 here; voxceleb2: <name>-index.h5).")
 @click.option("--image-size", type=int, default=256, show_default=True, help="Side of the stored face crops.")
-@click.option("--codec", type=click.Choice(["jpeg", "raw"]), default="jpeg", show_default=True,
-              help="jpeg (quality 95, compact) or raw uint8 (lossless, gzip).")
-def prepare_cmd(name: str, root: Path, settings: tuple[str, ...], out: Path | None, image_size: int,
-                codec: str) -> None:
+@click.option("--codec", type=click.Choice(["jpeg", "raw"]), default=None,
+              help="jpeg (quality 95, compact; the default for face crops) or raw uint8 (lossless; video stores).")
+def prepare_cmd(name: str, root: Path | None, settings: tuple[str, ...], out: Path | None, image_size: int,
+                codec: str | None) -> None:
     """Decode and crop every frame of NAME once into an HDF5 store (written atomically); later runs
-    read it with --root NAME=STORE.h5. For voxceleb2 the store is an index of videos and frame counts."""
+    read it with --root NAME=STORE.h5. For voxceleb2 the store is an index of videos and frame counts.
+
+    \b
+    synth-vox: every frame rendered once (lossless), so pretraining reads instead of rendering:
+      ssfbench datasets prepare synth-vox --image-size 64 --out synth-vox-64.h5
+      ssfbench run --method ranking --k 2 --root synth-vox=synth-vox-64.h5
+    """
     from ssfbench.verify import prepare
 
     if image_size < 16:

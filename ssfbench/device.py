@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
@@ -10,13 +11,18 @@ from ssfbench.errors import UserError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; an explicit ``cuda`` without a GPU is a UserError."""
+    """``auto`` -> CUDA when available, else CPU; an explicit ``cuda`` without a GPU is a UserError.
+    Under torchrun a bare ``cuda`` means this process's GPU, ``cuda:LOCAL_RANK``."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UserError("--device cuda was asked for but no CUDA device is available")
+        if device.index is None:
+            from ssfbench.distributed import world
+
+            device = torch.device("cuda", world().local_rank if world().distributed else torch.cuda.current_device())
         torch.backends.cudnn.benchmark = True
     return device
 
@@ -26,3 +32,15 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def default_workers(device: torch.device) -> int:
+    """DataLoader workers for ``--workers auto``: on CUDA up to 8 per process (cores allowing), so
+    reading and decoding overlap the GPU; on CPU none when the machine has at most 4 cores (the
+    model's own threads use them all and a worker would only compete: measured in BENCHMARKS.md),
+    else 2."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if device.type == "cuda":
+        per_process = cores // max(1, torch.cuda.device_count())
+        return max(1, min(8, per_process - 1))
+    return 0 if cores <= 4 else 2

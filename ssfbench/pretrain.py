@@ -12,6 +12,18 @@ numpy / python RNG states). It is written atomically at every epoch end, every
 touches an RNG, so how often it is written does not change the numbers. A run killed at any point
 and resumed ends with the same ``best.pt`` weights as one that never stopped (bitwise on CPU).
 There is no learning-rate scheduler; the loop has no other state.
+
+Under ``torchrun`` (see :mod:`ssfbench.distributed`) every rank reads its own share of each
+step's windows (``windows(step)[rank::world]``: the global batch and the stream are those of a
+single-process run, what ``DistributedSampler`` does for a map-style dataset), the loss runs
+through ``DistributedDataParallel`` (gradients averaged, BatchNorm buffers broadcast from rank 0),
+and rank 0 alone validates, logs and writes checkpoints. At every epoch end (and every
+``sync_check_every`` steps) the ranks compare digests of their parameters and stop with an error if
+they ever differ; the history records the check.
+
+Each epoch's record carries ``train_frames_per_s``: frames through the whole training path (data
+loading, device copy, preprocessing, jitter, forward, backward, optimiser step; validation and
+checkpoint writes excluded) per second of wall time, summed over ranks.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ssfbench import distributed
 from ssfbench.checkpoint import save_checkpoint, torch_save_stable
 from ssfbench.data import VideoSource
 from ssfbench.device import autocast, resolve_device
@@ -46,7 +59,7 @@ class PretrainSettings:
     steps: int = 300
     seed: int = 0
     device: str = "auto"
-    num_workers: int = 1
+    num_workers: int = 0
     val_fraction: float = 0.2
     progress: bool = True
     #: also write ``last.pt`` every this many steps (0: only at epoch ends and by time)
@@ -55,6 +68,8 @@ class PretrainSettings:
     checkpoint_minutes: float = 10.0
     #: continue from ``last.pt`` when the run folder holds one; False discards it and starts over
     resume: bool = True
+    #: under torchrun: also compare the ranks' parameters every this many steps (0: at epoch ends only)
+    sync_check_every: int = 0
 
 
 @dataclass
@@ -75,16 +90,22 @@ def split_videos(n_videos: int, val_fraction: float, seed: int) -> tuple[np.ndar
 
 
 class WindowBatches(Dataset):
-    """Item ``step`` -> uint8 ``[B, T, H, W, 3]``: the windows of training step ``step``.
+    """Item ``step`` -> uint8 ``[B / shards, T, H, W, 3]``: this shard's windows of training step ``step``.
 
     Epoch ``e`` visits every training video once in a seeded order, each with a fresh anchor (and
     offsets, for methods with random gaps) drawn from ``(seed, e, video)``; videos shorter than the
-    method's window are skipped.
+    method's window are skipped. ``shard = (i, n)`` keeps windows ``i, i + n, ...`` of every step
+    (one shard per rank; ``(0, 1)`` keeps them all).
     """
 
-    def __init__(self, videos: VideoSource, train_ids: np.ndarray, method: Method, seed: int) -> None:
+    def __init__(self, videos: VideoSource, train_ids: np.ndarray, method: Method, seed: int,
+                 shard: tuple[int, int] = (0, 1)) -> None:
         self.videos, self.seed = videos, seed
         self.batch_size = method.config.batch_size
+        self.shard = shard
+        if self.batch_size % shard[1]:
+            raise UserError(f"a batch of {self.batch_size} windows cannot be split evenly over {shard[1]} "
+                            "processes; pick --batch-size as a multiple of the process count")
         self.sample_offsets = method.sample_offsets
         self.span = method.window_span()
         self.usable = np.array([v for v in train_ids if videos.num_frames(int(v)) >= self.span])
@@ -109,7 +130,8 @@ class WindowBatches(Dataset):
         return 2**62
 
     def __getitem__(self, step: int) -> torch.Tensor:
-        return torch.from_numpy(np.stack([self.videos.read_frames(v, f) for v, f in self.windows(step)]))
+        mine = self.windows(step)[self.shard[0]::self.shard[1]]
+        return torch.from_numpy(np.stack([self.videos.read_frames(v, f) for v, f in mine]))
 
 
 def validation_windows(videos: VideoSource, val_ids: np.ndarray, method: Method, seed: int) -> np.ndarray:
@@ -214,6 +236,35 @@ def load_resume_state(path: Path, device: torch.device) -> dict[str, Any]:
     return saved
 
 
+class _TrainingLoss(torch.nn.Module):
+    """``forward(x)`` = ``method.training_loss(x)``: the module ``DistributedDataParallel`` wraps."""
+
+    def __init__(self, method: Method) -> None:
+        super().__init__()
+        self.method = method
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.method.training_loss(x)
+
+
+def _loss_module(method: Method, device: torch.device) -> torch.nn.Module:
+    """What the loop calls for the loss: the method's ``training_loss`` (wrapped in DDP under torchrun)."""
+    if not distributed.world().distributed:
+        return _TrainingLoss(method)
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(_TrainingLoss(method), device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _mean_over_ranks(value: torch.Tensor) -> torch.Tensor:
+    """``value`` averaged over the ranks (itself when not distributed)."""
+    if distributed.world().distributed:
+        value = value.clone()
+        torch.distributed.all_reduce(value)
+        value /= distributed.world().size
+    return value
+
+
 def _due(step: int, since_save: float, settings: PretrainSettings) -> bool:
     """Whether ``last.pt`` is due after ``step`` steps by the step or the time interval."""
     by_steps = settings.checkpoint_every > 0 and step % settings.checkpoint_every == 0
@@ -226,13 +277,17 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
     """Train ``method`` on ``videos`` for ``settings.steps`` steps; validate at every epoch end and at
     the last step; keep the best checkpoint (``best.pt`` + ``best.json``) by the method's selection
     metric. Resumes from ``last.pt`` in ``run_dir`` when one is there (unless ``settings.resume`` is
-    False, which deletes it and starts over)."""
+    False, which deletes it and starts over). Under torchrun every rank calls it and every rank
+    returns the same result; only rank 0 writes."""
+    world = distributed.setup(settings.device)
+    main = world.is_main
     device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     train_ids, val_ids = split_videos(len(videos), settings.val_fraction, settings.seed)
-    stream = WindowBatches(videos, train_ids, method, settings.seed)
-    val = validation_windows(videos, val_ids, method, settings.seed)
+    stream = WindowBatches(videos, train_ids, method, settings.seed, shard=(world.rank, world.size))
+    val = validation_windows(videos, val_ids, method, settings.seed) if main else None
     metric, mode = method.selection
 
     method.to(device)
@@ -241,21 +296,25 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
     optimizer = make_optimizer(method)
     state = {"step": 0, "history": [], "best": None, "best_sha256": None}
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if not settings.resume:
+    if not settings.resume and main:
         last_path.unlink(missing_ok=True)
+    distributed.barrier()
     saved, running = None, []
     if last_path.is_file():
         saved = load_resume_state(last_path, device)
         method.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state, running = saved["state"], list(saved.get("running", []))
-        print(f"resuming {method.display_name()} from {last_path} at step {state['step']}/{settings.steps}",
-              file=sys.stderr)
-    else:
+        if main:
+            print(f"resuming {method.display_name()} from {last_path} at step {state['step']}/{settings.steps}",
+                  file=sys.stderr)
+    elif main:
         state["history"].append({"epoch": 0, "step": 0, **validate(method, val, device, method.config.batch_size)})
+    loss_module = _loss_module(method, device)
 
     base_meta = {**(meta or {}), "pretrain": {"steps": settings.steps, "seed": settings.seed,
-                                              "train_videos": len(stream.usable), "val_videos": len(val),
+                                              "train_videos": len(stream.usable),
+                                              "val_videos": len(val) if main else None, "processes": world.size,
                                               "offsets": method.frame_offsets(), "dataset": videos.name,
                                               "dataset_fingerprint": videos.fingerprint()}}
     loader = DataLoader(stream, batch_size=None, sampler=range(state["step"], settings.steps),
@@ -263,51 +322,66 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
                         prefetch_factor=4 if settings.num_workers else None,
                         persistent_workers=False)
     method.train()
-    bar = tqdm(total=settings.steps, initial=state["step"], disable=not settings.progress,
+    bar = tqdm(total=settings.steps, initial=state["step"], disable=not (settings.progress and main),
                desc=f"pretrain {method.display_name()}", unit="step", dynamic_ncols=True)
     started = last_save = time.time()
+    busy_s, busy_frames = 0.0, 0
     batches = iter(loader)  # draws a worker base seed from the torch RNG: restore the saved states after it
     if saved is not None:
         set_rng_states(saved["rng"] if "rng" in saved else {"torch": saved["torch_rng"]})
+    tick = time.perf_counter()
     for frames in batches:
         step = state["step"]
-        gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
+        gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + step + world.rank * 2**40)
         x = method.preprocess(frames.to(device, non_blocking=True))
         b, t = x.shape[:2]
         group = 1 if method.config.jitter_per_frame else t
         x = jitter(x.flatten(0, 1), method.config.jitter, gen, group).view(b, t, *x.shape[2:])
         with autocast(device):
-            loss = method.training_loss(x)
-        if not torch.isfinite(loss):
-            raise UserError(f"pretraining diverged at step {step} (loss {float(loss)}); lower --lr")
+            loss = loss_module(x)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        running.append(float(loss.detach()))
+        logged = float(_mean_over_ranks(loss.detach().float()))
+        if not math.isfinite(logged):
+            raise UserError(f"pretraining diverged at step {step} (loss {logged}); lower --lr")
+        running.append(logged)
         state["step"] = step + 1
+        busy_s += time.perf_counter() - tick
+        busy_frames += b * t * world.size
         bar.update(1)
         epoch_end = state["step"] % stream.steps_per_epoch == 0 or state["step"] == settings.steps
-        if epoch_end:
+        if epoch_end or (settings.sync_check_every and state["step"] % settings.sync_check_every == 0):
+            distributed.check_identical(method, f"pretraining step {state['step']}")
+        if epoch_end and main:
             record = {"epoch": math.ceil(state["step"] / stream.steps_per_epoch), "step": state["step"],
                       "train_loss": float(np.mean(running)), **validate(method, val, device, method.config.batch_size),
-                      "elapsed_s": round(time.time() - started, 1)}
-            running = []
+                      "elapsed_s": round(time.time() - started, 1),
+                      "train_frames_per_s": round(busy_frames / max(busy_s, 1e-9), 1)}
+            if world.distributed:
+                record["ranks_identical"] = world.size
             state["history"].append(record)
             bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train_loss", metric)})
             if _better(record[metric], state["best"] and state["best"][metric], mode):
                 state["best"] = record
                 state["best_sha256"] = save_checkpoint(method, best_path, {**base_meta, "selected": record,
                                                                            "history": state["history"]})
-        if epoch_end or _due(state["step"], time.time() - last_save, settings):
+        if epoch_end:
+            running, busy_s, busy_frames = [], 0.0, 0
+        if main and (epoch_end or _due(state["step"], time.time() - last_save, settings)):
             save_resume_state(last_path, method, optimizer, state, running)
             last_save = time.time()
+        tick = time.perf_counter()
     bar.close()
-    if state["best"] is None:  # zero steps asked for: the initial weights are the checkpoint
-        state["best"] = state["history"][0]
-        state["best_sha256"] = save_checkpoint(method, best_path, {**base_meta, "selected": state["best"],
-                                                                   "history": state["history"]})
+    if main:
+        if state["best"] is None:  # zero steps asked for: the initial weights are the checkpoint
+            state["best"] = state["history"][0]
+            state["best_sha256"] = save_checkpoint(method, best_path, {**base_meta, "selected": state["best"],
+                                                                       "history": state["history"]})
+        record = json.loads(best_path.with_suffix(".json").read_text())
+        record.update(history=state["history"], completed=True)
+        atomic_write_json(best_path.with_suffix(".json"), record)
+    distributed.barrier()
     record = json.loads(best_path.with_suffix(".json").read_text())
-    record.update(history=state["history"], completed=True)
-    atomic_write_json(best_path.with_suffix(".json"), record)
     method.cpu()
-    return PretrainResult(best_path, state["best_sha256"], state["history"], state["best"])
+    return PretrainResult(best_path, record["sha256"], record["history"], record["selected"])

@@ -37,10 +37,11 @@ import timm
 import torch
 
 import ssfbench
+from ssfbench import distributed
 from ssfbench.cache import cached_embeddings
 from ssfbench.checkpoint import load_checkpoint, load_weights, save_checkpoint, sha256_file
 from ssfbench.data import Fold, LabeledFrames, VideoSource
-from ssfbench.embed import iter_embeddings
+from ssfbench.embed import iter_embeddings, serve_embedding_shards, sharded_embeddings
 from ssfbench.errors import UserError
 from ssfbench.method import Method
 from ssfbench.metrics import NoPositivesWarning, per_label_auc, per_label_f1
@@ -74,7 +75,7 @@ class RunSpec:
     dataset_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     out: Path = Path("ssfbench-out")
     device: str = "auto"
-    num_workers: int = 1
+    num_workers: int = 0
     overwrite: str = "only-missing"
     progress: bool = True
     #: continue from the run folder's ``last.pt``; False (``--fresh``) discards its checkpoints first
@@ -85,6 +86,10 @@ class RunSpec:
     embed_batch_size: int = 256
     #: the command line that started the run (recorded in results)
     argv: tuple[str, ...] = ()
+    #: ``pretrain``: stop once the encoder is ready; ``embed``: once the caches are written; None: run all
+    stop_after: str | None = None
+    #: under torchrun: also compare the ranks' parameters every this many steps (0: epoch ends only)
+    sync_check_every: int = 0
 
 
 def build_method(spec: RunSpec, num_labels: int | None = None) -> Method:
@@ -170,30 +175,39 @@ def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSo
     A completed checkpoint in ``run_dir`` is reused; an interrupted one is resumed."""
     best = run_dir / "best.pt"
     record_path = best.with_suffix(".json")
+    distributed.barrier()
     if record_path.is_file() and json.loads(record_path.read_text()).get("completed"):
         loaded, digest = load_checkpoint(best)
         return loaded, digest, json.loads(record_path.read_text())
+    distributed.barrier()  # every rank has looked before rank 0 writes
     torch.manual_seed(spec.seed)
+    main = distributed.world().is_main
     if spec.weights is not None:
         load_weights(method, spec.weights)
-        digest = save_checkpoint(method, best, {**meta, "weights": str(spec.weights), "completed": True})
+        if main:
+            save_checkpoint(method, best, {**meta, "weights": str(spec.weights), "completed": True})
     elif not method.trainable:
         method = build_method(spec)  # weights drawn from the seed just set
-        digest = save_checkpoint(method, best, {**meta, "completed": True})
+        if main:
+            save_checkpoint(method, best, {**meta, "completed": True})
     else:
         settings = PretrainSettings(steps=spec.steps, seed=spec.seed, device=spec.device,
                                     num_workers=spec.num_workers, progress=spec.progress,
-                                    checkpoint_every=spec.checkpoint_every, resume=spec.resume)
-        result = pretrain(method, videos, settings, run_dir, meta)
-        best, digest = result.best_path, result.sha256
+                                    checkpoint_every=spec.checkpoint_every, resume=spec.resume,
+                                    sync_check_every=spec.sync_check_every)
+        pretrain(method, videos, settings, run_dir, meta)
+    distributed.barrier()
     loaded, digest = load_checkpoint(best)
     return loaded, digest, json.loads(record_path.read_text())
 
 
-def embeddings(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec, cache_path: Path) -> np.ndarray:
+def embeddings(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec,
+               cache_path: Path, collective: bool = True) -> np.ndarray | None:
     """float32 ``[N, D]`` embeddings of every row of ``dataset`` by the frozen ``method`` (checkpoint
     sha256 ``digest``), read from the HDF5 cache at ``cache_path`` or computed and written there
-    block by block (an interrupted extraction continues where it stopped)."""
+    block by block (an interrupted extraction continues where it stopped). Under torchrun (and
+    ``collective``) every rank computes a share of the batches and rank 0 writes the one cache and
+    gets the embeddings; the other ranks get None. ``collective=False`` works on this rank alone."""
     from ssfbench.device import resolve_device
 
     attrs = {"method": method.name, "checkpoint_sha256": digest, "dataset": dataset.name,
@@ -201,13 +215,21 @@ def embeddings(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpe
              "face_preprocessing": json.dumps(dataset.preprocessing(), sort_keys=True),
              "ssfbench_version": ssfbench.__version__, "protocol_version": ssfbench.PROTOCOL_VERSION}
     device = str(resolve_device(spec.device))
+    options = {"batch_size": spec.embed_batch_size, "device": device, "num_workers": spec.num_workers}
+    sharded = collective and distributed.world().distributed
+    if sharded and not distributed.world().is_main:
+        serve_embedding_shards(method, method.preprocess, dataset, **options)
+        return None
 
     def compute_from(start: int):
-        return iter_embeddings(method, method.preprocess, dataset, batch_size=spec.embed_batch_size,
-                               device=device, progress=spec.progress, start=start)
+        rows = sharded_embeddings if sharded else iter_embeddings
+        return rows(method, method.preprocess, dataset, progress=spec.progress, start=start, **options)
 
-    return cached_embeddings(cache_path, attrs, dataset.keys, overwrite=spec.overwrite, compute_from=compute_from,
-                             resume_key={"embed_batch_size": spec.embed_batch_size, "device": device})
+    x = cached_embeddings(cache_path, attrs, dataset.keys, overwrite=spec.overwrite, compute_from=compute_from,
+                          resume_key={"embed_batch_size": spec.embed_batch_size, "device": device})
+    if sharded:
+        distributed.broadcast_object(None)  # releases the ranks serving shards
+    return x
 
 
 def evaluate(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec, run_id: str) -> dict[str, Any]:
@@ -216,8 +238,10 @@ def evaluate(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec,
     started = time.time()
     x = embeddings(method, digest, dataset, spec, cache_path)
     embed_s = time.time() - started
+    if x is None or spec.stop_after == "embed":
+        return {"cache": str(cache_path), "timing": {"embed_s": round(embed_s, 2)}}
     started = time.time()
-    scores = probe_dataset(x, dataset, seed=spec.seed)
+    scores = probe_dataset(x, dataset, seed=spec.seed, device=probe_device(spec))
     return {**scores, "n_rows": len(dataset), "embed_dim": int(x.shape[1]), "cache": str(cache_path),
             "timing": {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)}}
 
@@ -258,11 +282,18 @@ def evaluate_per_fold(spec: RunSpec, run_dir: Path, run_id: str, dataset: Labele
             "timing": {"train_s": round(train_s, 2), "embed_probe_s": round(time.time() - started, 2)}}
 
 
+def probe_device(spec: RunSpec) -> str:
+    """Where the probe fits: the run's device (the embeddings go there whole, full batch)."""
+    from ssfbench.device import resolve_device
+
+    return str(resolve_device(spec.device))
+
+
 def probe_dataset(x: np.ndarray | Callable[[Fold], np.ndarray], dataset: LabeledFrames, *,
-                  seed: int = 0) -> dict[str, Any]:
+                  seed: int = 0, device: str = "cpu") -> dict[str, Any]:
     """Fit the protocol's probe on every fold of ``dataset`` using features ``x`` (one row per
-    frame; or a function giving each fold its own features, for per-fold encoders); returns
-    per-fold per-label scores, their summary and the scores pooled over folds."""
+    frame; or a function giving each fold its own features, for per-fold encoders) on ``device``;
+    returns per-fold per-label scores, their summary, the scores pooled over folds and the device."""
     metric_fn = per_label_f1 if dataset.metric == "f1" else per_label_auc
     labels = list(dataset.label_names)
     per_fold: dict[str, dict[str, float]] = {}
@@ -272,7 +303,7 @@ def probe_dataset(x: np.ndarray | Callable[[Fold], np.ndarray], dataset: Labeled
     for fold in dataset.folds():
         xf = x(fold) if callable(x) else x
         notes += degenerate_labels(dataset.targets[fold.train], labels, f"{dataset.name} {fold.name}", "training")
-        prob = fit_predict(xf[fold.train], dataset.targets[fold.train], xf[fold.test], seed=seed)
+        prob = fit_predict(xf[fold.train], dataset.targets[fold.train], xf[fold.test], seed=seed, device=device)
         scores = _quiet_metric(metric_fn, dataset.targets[fold.test], prob)
         notes += degenerate_labels(dataset.targets[fold.test], labels, f"{dataset.name} {fold.name}", "test",
                                    dataset.metric)
@@ -287,7 +318,8 @@ def probe_dataset(x: np.ndarray | Callable[[Fold], np.ndarray], dataset: Labeled
 
     return {"labels": labels, "metric": dataset.metric, "scores_per_fold": per_fold,
             **summarise_folds(per_fold, labels), "pooled": dict(zip(labels, map(float, pooled))),
-            "warnings": notes, "test_predictions": fold_predictions(dataset, tested, pooled_prob)}
+            "warnings": notes, "test_predictions": fold_predictions(dataset, tested, pooled_prob),
+            "probe_device": device}
 
 
 def _quiet_metric(metric_fn: Callable[..., np.ndarray], y_true: np.ndarray, prob: np.ndarray) -> np.ndarray:
@@ -372,12 +404,15 @@ def versions() -> dict[str, str]:
 def result_record(*, run_id: str, config_hash: str, method: str, variant: str, display_name: str, backbone: str,
                   source: str, dataset: LabeledFrames, seed: int, scores: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """One results-JSON record (schema ``ssfbench.result/1``): identity, provenance, scores, extras."""
+    scores = dict(scores)
+    device = scores.pop("probe_device", PROBE_DEFAULTS["device"])
     return {
         "schema": "ssfbench.result/1", "protocol_version": ssfbench.PROTOCOL_VERSION,
         "ssfbench_version": ssfbench.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run_id": run_id, "config_hash": config_hash, "method": method, "variant": variant,
         "display_name": display_name, "backbone": backbone, "source": source, "dataset": dataset.name,
-        "dataset_fingerprint": dataset.fingerprint(), "seed": seed, "probe": {**PROBE_DEFAULTS, "seed": seed},
+        "dataset_fingerprint": dataset.fingerprint(), "seed": seed,
+        "probe": {**PROBE_DEFAULTS, "seed": seed, "device": device},
         "versions": versions(), **extra, **scores,
     }
 
@@ -407,6 +442,7 @@ def calibrate(spec: RunSpec) -> list[dict[str, Any]]:
 def run(spec: RunSpec) -> list[dict[str, Any]]:
     """Run one method end to end; returns the results written (one per evaluation dataset)."""
     started = time.time()
+    world = distributed.setup(spec.device)
     torch.manual_seed(spec.seed)  # initial weights from the seed: torch seeds its default generator randomly
     method = build_method(spec)
     eval_sets = [open_dataset(name, spec) for name in spec.datasets]
@@ -429,15 +465,24 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{spec.out}: cannot write the output folder ({exc.strerror})") from None
-    if not spec.resume:
+    if not spec.resume and world.is_main:
         discard_checkpoints(run_dir)
     if method.needs_labels:
+        if world.distributed:
+            raise UserError(f"method {method.name!r} fine-tunes one encoder per fold in one process; "
+                            "run it without torchrun")
         return _run_per_fold(spec, method, eval_sets, run_dir, run_id, config_hash, variant, meta)
     method, digest, record = obtain_encoder(spec, method, run_dir, videos, meta)
     pretrain_s = time.time() - started
+    if spec.stop_after == "pretrain":
+        return [{"run_id": run_id, "checkpoint": str(run_dir / "best.pt"), "checkpoint_sha256": digest}]
     results = []
     for ds in eval_sets:
         scores = evaluate(method, digest, ds, spec, run_id)
+        if spec.stop_after == "embed" or not world.is_main:
+            results.append({"run_id": run_id, "dataset": ds.name, "checkpoint": str(run_dir / "best.pt"),
+                            "checkpoint_sha256": digest, **scores})
+            continue
         result = result_record(
             run_id=run_id, config_hash=config_hash, method=method.name, variant=variant,
             display_name=method.display_name(), backbone=spec.backbone, source="ssfbench", dataset=ds,
@@ -449,7 +494,8 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
         )
         write_result(spec.out / "results", result)
         results.append(result)
-    write_leaderboards(spec.out / "results")
+    if world.is_main and spec.stop_after is None:
+        write_leaderboards(spec.out / "results")
     return results
 
 
@@ -499,11 +545,11 @@ def ensemble(members: list[list[dict[str, Any]]], spec: RunSpec) -> list[dict[st
             method, digest = load_checkpoint(Path(r["checkpoint"]))
             if digest != r["checkpoint_sha256"]:
                 raise UserError(f"{r['checkpoint']}: checkpoint changed since run {r['run_id']} wrote its result; rerun it")
-            parts.append(embeddings(method, digest, ds, spec, Path(r["cache"])))
+            parts.append(embeddings(method, digest, ds, spec, Path(r["cache"]), collective=False))
         x = np.concatenate(parts, axis=1)
         embed_s = time.time() - started
         started = time.time()
-        scores = probe_dataset(x, ds, seed=rows[0]["seed"])
+        scores = probe_dataset(x, ds, seed=rows[0]["seed"], device=probe_device(spec))
         out.append({**_ensemble_record(rows, ds, scores, x.shape[1],
                                        {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)}),
                     "rerun": rerun_info(spec)})

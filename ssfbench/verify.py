@@ -96,12 +96,13 @@ def verify(name: str, root: Path | None, *, options: dict[str, Any] | None = Non
     return cls.inspect(root, quick=quick, sample=sample, **(options or {}))
 
 
-def prepare(name: str, root: Path | None, out: Path, *, image_size: int = 256, codec: str = "jpeg",
+def prepare(name: str, root: Path | None, out: Path, *, image_size: int = 256, codec: str | None = None,
             options: dict[str, Any] | None = None) -> Path:
     """Write the prepared store of dataset ``name`` (decoded, cropped frames, or a video index)
     to ``out`` atomically; returns ``out``."""
     cls = _dataset_class(name, "prepare")
-    return cls.prepare(root, out, image_size=image_size, codec=codec, **(options or {}))
+    given = {"codec": codec} if codec is not None else {}  # None: the adapter's own default
+    return cls.prepare(root, out, image_size=image_size, **given, **(options or {}))
 
 
 __all__ = ["Report", "label_counts", "verify", "prepare"]

@@ -1,0 +1,78 @@
+"""Speed ratios of issue 7, measured with pytest-benchmark (``tox -e bench``; BENCHMARKS.md has the
+numbers). Each test measures both sides in the same run and asserts the ratio, so a machine that
+is simply slower passes or fails the same way:
+
+- embedding, images on disk (a JPEG store) to a finished HDF5 cache: >= 0.9 of the encoder's own
+  forward throughput on preloaded tensors;
+- pretraining from a prepared video store: >= 0.85 of forward + backward + step on preloaded windows;
+- the synthetic renderer, in one process, outpaces what a training step consumes;
+- the linear probe, 3 folds x 12 AUs on 150,000 x 256 embeddings: at most a fifth of the time of
+  scikit-learn's class-weighted one-vs-rest logistic regression, mean F1 within 1 point of it.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ssfbench import speed
+from ssfbench.datasets._prepared import open_prepared
+from ssfbench.datasets.synthetic import SynthVox
+from ssfbench.pretrain import WindowBatches, split_videos
+from ssfbench.registry import get_method
+
+SIZE, IDENTITIES, STEPS = 64, 40, 40
+
+
+def ranking():
+    torch.manual_seed(0)
+    return get_method("ranking")(get_method("ranking").Config(k=2), image_size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    return speed.prepared_stores(tmp_path_factory.mktemp("bench-data"), SIZE, IDENTITIES)
+
+
+@pytest.fixture(scope="module")
+def train_reference():
+    videos = SynthVox.open(image_size=SIZE, identities=IDENTITIES)
+    windows = WindowBatches(videos, split_videos(len(videos), 0.2, 0)[0], ranking(), 0)[0]
+    return speed.model_train_rate(ranking(), windows, 10, "cpu")
+
+
+def _record(benchmark, pipeline: float, reference: float) -> float:
+    ratio = pipeline / reference
+    benchmark.extra_info.update(pipeline_per_s=round(pipeline, 1), reference_per_s=round(reference, 1),
+                                ratio=round(ratio, 3))
+    return ratio
+
+
+def test_embedding_from_disk_keeps_up_with_the_encoder(benchmark, stores):
+    frames = open_prepared(stores[0], "synth-au")
+    before = speed.model_embed_rate(ranking(), 256, 8, "cpu")
+    rate = benchmark.pedantic(lambda: speed.pipeline_embed_rate(ranking(), frames, batch_size=256, device="cpu",
+                                                                num_workers=0), rounds=1, iterations=1)
+    reference = max(before, speed.model_embed_rate(ranking(), 256, 8, "cpu"))
+    assert _record(benchmark, rate, reference) >= 0.9
+
+
+def test_pretraining_from_a_prepared_store_keeps_up_with_the_model(benchmark, stores, train_reference):
+    videos = SynthVox.open(stores[1], image_size=SIZE, identities=IDENTITIES)
+    rate, _ = benchmark.pedantic(lambda: speed.pipeline_train_rate(ranking(), videos, steps=STEPS, device="cpu",
+                                                                   num_workers=0), rounds=1, iterations=1)
+    assert _record(benchmark, rate, train_reference) >= 0.85
+
+
+def test_the_renderer_outpaces_what_training_consumes(benchmark, train_reference):
+    videos = SynthVox.open(image_size=SIZE, identities=IDENTITIES)
+    rate = benchmark.pedantic(lambda: speed.render_rate(videos, ranking(), steps=4), rounds=1, iterations=1)
+    assert _record(benchmark, rate, train_reference) > 1.0
+
+
+def test_the_probe_is_5x_faster_than_sklearn_at_the_same_f1(benchmark):
+    x, y, groups = speed.synthetic_embeddings(n=150_000)
+    out = benchmark.pedantic(lambda: speed.probe_against_sklearn(x, y, groups), rounds=1, iterations=1)
+    benchmark.extra_info.update({k: round(v, 2) for k, v in out.items()})
+    assert out["sklearn_s"] / out["probe_s"] >= 5.0
+    assert abs(out["probe_f1"] - out["sklearn_f1"]) <= 1.0
