@@ -52,8 +52,10 @@ def _decode_jpegs(blobs: Sequence[np.ndarray]) -> list[np.ndarray]:
     (torchvision; the same pixels as PIL, about twice as fast)."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    tensors = [torch.from_numpy(np.array(b, dtype=np.uint8)) for b in blobs]
-    return [im.permute(1, 2, 0).numpy() for im in decode_jpeg(tensors, mode=ImageReadMode.RGB)]
+    decoded = decode_jpeg([torch.from_numpy(np.array(b, dtype=np.uint8)) for b in blobs], mode=ImageReadMode.RGB)
+    if len({im.shape for im in decoded}) == 1:  # one batched channels-last copy instead of one per image
+        return list(torch.stack(decoded).permute(0, 2, 3, 1).contiguous().numpy())
+    return [np.ascontiguousarray(im.permute(1, 2, 0).numpy()) for im in decoded]
 
 
 def fold_roles(folds: Sequence[Fold], n: int) -> np.ndarray:
@@ -192,7 +194,10 @@ class PreparedFrames(LabeledFrames):
             raise IndexError(f"row out of range (0..{len(self) - 1})")
         images = self._images()
         order = np.unique(idx)
-        rows = images[order]
+        if order[-1] - order[0] + 1 == len(order):  # a run of rows: one slice read
+            rows = images[int(order[0]):int(order[-1]) + 1]
+        else:
+            rows = images[order]
         pos = {int(r): k for k, r in enumerate(order)}
         if self.codec == "raw":
             return [np.asarray(rows[pos[int(i)]]) for i in idx]

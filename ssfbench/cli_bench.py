@@ -35,18 +35,20 @@ def _environment(device: str) -> dict[str, object]:
               help="Pretraining steps per measured loop (the first epoch is warm-up and not counted).")
 @click.option("--embed-batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--workers", default="auto", show_default=True, help="DataLoader workers (as for run).")
-@click.option("--identities", type=click.IntRange(min=5), default=40, show_default=True,
+@click.option("--identities", type=click.IntRange(min=5), default=100, show_default=True,
               help="synth-vox identities in the pretraining stores (2 videos each).")
 @click.option("--probe/--no-probe", default=True, show_default=True,
               help="Also time the probe against scikit-learn on 150,000 x 256 embeddings (minutes on a CPU).")
 @click.option("--probe-rows", type=click.IntRange(min=300), default=150_000, hidden=True)
+@click.option("--rounds", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Alternating measurements of each pipeline and its reference; ratios of the medians.")
 @click.option("--render/--no-render", default=True, show_default=True,
               help="Also time pretraining from the on-the-fly renderer.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("ssfbench-out/bench-data"), show_default=True,
               help="Where the prepared stores the benchmark reads are written (once) and reused.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the rows as JSON here.")
 def bench_cmd(device: str, image_size: int, steps: int, embed_batch_size: int, workers: str, identities: int,
-              probe: bool, probe_rows: int, render: bool, data_dir: Path, out: Path | None) -> None:
+              probe: bool, probe_rows: int, rounds: int, render: bool, data_dir: Path, out: Path | None) -> None:
     """Measure the data pipeline against the model's own speed, in one run: embedding (JPEG store
     to HDF5 cache) vs the encoder's forward pass, pretraining vs forward+backward on preloaded
     windows, the synthetic renderer vs what training consumes, and the linear probe vs
@@ -63,13 +65,16 @@ def bench_cmd(device: str, image_size: int, steps: int, embed_batch_size: int, w
                f"{env['torch_threads']} torch threads, workers {num_workers}", err=True)
     rows = run_suite(device=device, image_size=image_size, embed_batch_size=embed_batch_size, steps=steps,
                      num_workers=num_workers, identities=identities, folder=data_dir, probe=probe, render=render,
-                     probe_rows=probe_rows,
+                     probe_rows=probe_rows, rounds=rounds,
                      progress=lambda msg: click.echo(f"... {msg}", err=True))
     table = [[r["what"], f"{r['pipeline']:.1f}", f"{r['reference']:.1f}", f"{r['ratio']:.3f}",
               "" if r["target"] is None else (("met" if r["ratio"] >= r["target"] else "MISSED") + f" (>= {r['target']})"),
               r["unit"]] for r in rows]
     click.echo(tabulate(table, headers=["measurement", "pipeline", "reference", "ratio", "target", "unit"]))
     for r in rows:
+        if "end_to_end" in r:
+            click.echo(f"{r['what'].split(' vs ')[0]}: end to end (validation and checkpoints included) "
+                       f"{r['end_to_end']:.1f} frames/s, {r['end_to_end_ratio']:.3f} of the model's")
         if "probe_f1" in r:
             click.echo(f"probe mean F1 {r['probe_f1']:.2f}, sklearn {r['sklearn_f1']:.2f} "
                        f"(difference {r['probe_f1'] - r['sklearn_f1']:+.2f} points)")

@@ -30,6 +30,7 @@ from ssfbench import distributed
 from ssfbench.data import LabeledFrames
 from ssfbench.device import autocast
 from ssfbench.errors import UserError
+from ssfbench.prefetch import prefetched
 from ssfbench.preprocess import Preprocess, stack_resized
 
 
@@ -101,7 +102,7 @@ def iter_embeddings(model: nn.Module, preprocess: Preprocess, dataset: LabeledFr
     bar = tqdm(total=len(dataset), initial=start, unit="img", disable=not progress,
                desc=f"embed {getattr(dataset, 'name', '')}".strip())
     with bar, eval_mode(model):
-        for images in loader:
+        for images in loader if num_workers else prefetched(loader):
             with torch.inference_mode():
                 block = _embed_batch(model, preprocess, images, device)
             yield block

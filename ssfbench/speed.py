@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,19 @@ class Rate:
     def ratio(self) -> float:
         """``pipeline / model``: 1.0 means the data path costs nothing."""
         return self.pipeline / self.model
+
+
+def paired(reference: Callable[[], float], pipeline: Callable[[], Any], rounds: int = 3) -> tuple[float, Any]:
+    """``(median reference, median pipeline)`` of ``rounds`` alternating measurements, so that drift
+    and noise of a shared machine hit both sides alike (a pipeline returning a tuple gets
+    element-wise medians)."""
+    refs, pipes = [], []
+    for _ in range(rounds):
+        refs.append(reference())
+        pipes.append(pipeline())
+    if isinstance(pipes[0], tuple):
+        return float(np.median(refs)), tuple(float(np.median(col)) for col in zip(*pipes))
+    return float(np.median(refs)), float(np.median(pipes))
 
 
 def _sync(device: torch.device) -> None:
@@ -132,25 +146,27 @@ def model_train_rate(method: Method, windows: torch.Tensor, steps: int, device: 
 
 
 def pipeline_train_rate(method: Method, videos: VideoSource, *, steps: int, device: str | torch.device,
-                        num_workers: int, run_dir: Path | None = None) -> tuple[float, dict[str, Any]]:
-    """Frames/s of the real pretraining loop over ``steps`` steps (the ``train_frames_per_s`` it
-    records: validation and checkpoint writes excluded; the first epoch, which holds the start-up,
-    left out when there are more) and the loop's best record."""
+                        num_workers: int, run_dir: Path | None = None) -> tuple[float, float]:
+    """Frames/s of the real pretraining loop over ``steps`` steps: ``(loop, end to end)``. ``loop``
+    is the ``train_frames_per_s`` the loop records (data, copies, preprocessing, jitter, forward,
+    backward, step; validation and checkpoint writes excluded), the first epoch, which holds the
+    start-up, left out when there are more; ``end to end`` is all training frames over the wall
+    time of the whole :func:`~ssfbench.pretrain.pretrain` call, validation and checkpoints included."""
     from ssfbench.pretrain import PretrainSettings, pretrain
 
     settings = PretrainSettings(steps=steps, device=str(device), num_workers=num_workers, progress=False,
                                 checkpoint_minutes=0)
+    frames_per_step = method.config.batch_size * len(method.frame_offsets())
     with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
         result = pretrain(method, videos, settings, Path(run_dir or tmp))
+        wall = time.perf_counter() - start
     records = [h for h in result.history if "train_frames_per_s" in h]
     steps_in = np.diff([0] + [h["step"] for h in records])
-    if len(records) > 1:  # the first epoch holds the start-up (workers, allocator, first batches)
+    if len(records) > 1:
         records, steps_in = records[1:], steps_in[1:]
-        steps = int(steps_in.sum())
-    seconds = sum(n * method.config.batch_size * len(method.frame_offsets()) / h["train_frames_per_s"]
-                  for n, h in zip(steps_in, records))
-    frames = steps * method.config.batch_size * len(method.frame_offsets())
-    return frames / seconds, result.best
+    seconds = sum(n * frames_per_step / h["train_frames_per_s"] for n, h in zip(steps_in, records))
+    return int(steps_in.sum()) * frames_per_step / seconds, steps * frames_per_step / wall
 
 
 def render_rate(videos: VideoSource, method: Method, steps: int, seed: int = 0) -> float:
@@ -164,21 +180,32 @@ def render_rate(videos: VideoSource, method: Method, steps: int, seed: int = 0) 
     return frames / (time.perf_counter() - start)
 
 
+#: eigenvalue decay of the synthetic embeddings' covariance (``i ** -SPECTRUM``): the power law fitted
+#: to our ResNet-18 encoders' synth-au embeddings (ranking -1.5, N-pair -1.6, random init -2.0)
+SPECTRUM = 1.5
+
+
 def synthetic_embeddings(n: int = 150_000, dim: int = 256, labels: int = 12, subjects: int = 41,
-                         seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(x float32 [n, dim] L2-normalised, y int8 [n, labels], subject ids [n])``: labels from a
-    noisy linear rule over the features, base rates between 5 % and 45 % (BP4D-like), and a
-    per-subject offset in the features, for subject-independent folds."""
+                         seed: int = 0, spectrum: float = SPECTRUM) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x float32 [n, dim] L2-normalised, y int8 [n, labels], subject ids [n])`` shaped like a
+    learned embedding: independent latent factors (plus a per-subject offset, for
+    subject-independent folds) seen through a random rotation with variances ``i ** -spectrum``
+    (``spectrum=0``: isotropic), labels from a noisy linear rule over the latent factors with base
+    rates from 5 % to 45 % (BP4D-like)."""
     rng = np.random.default_rng(seed)
     subject = rng.integers(0, subjects, n)
-    x = rng.standard_normal((n, dim), dtype=np.float32) + 0.5 * rng.standard_normal((subjects, dim), dtype=np.float32)[subject]
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    z = rng.standard_normal((n, dim), dtype=np.float32)
+    z += 0.5 * rng.standard_normal((subjects, dim), dtype=np.float32)[subject]
     w = rng.standard_normal((dim, labels)).astype(np.float32)
-    score = x @ w
+    score = z @ w
     score += rng.standard_normal(score.shape).astype(np.float32) * score.std(axis=0) * 1.5
     rates = np.linspace(0.05, 0.45, labels)
     thresholds = np.array([np.quantile(score[:, c], 1 - rates[c]) for c in range(labels)])
     y = (score > thresholds).astype(np.int8)
+    scales = np.arange(1, dim + 1, dtype=np.float32) ** (-spectrum / 2)
+    rotation = np.linalg.qr(rng.standard_normal((dim, dim)))[0].astype(np.float32)
+    x = (z * scales) @ rotation
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x, y, subject
 
 
@@ -186,7 +213,9 @@ def probe_against_sklearn(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, f
                           device: str = "cpu", sklearn: bool = True) -> dict[str, float]:
     """Seconds and mean F1 (x100, over labels and folds) of the protocol's probe and, unless
     ``sklearn`` is False, of ``OneVsRestClassifier(LogisticRegression(class_weight="balanced"))``
-    on the same subject-independent folds (``GroupKFold``)."""
+    (scikit-learn's defaults: lbfgs, at most 100 iterations) on the same subject-independent
+    folds (``GroupKFold``); ``sklearn_unconverged`` counts its fits that stopped at the limit."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
     from sklearn.model_selection import GroupKFold
@@ -202,8 +231,12 @@ def probe_against_sklearn(x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, f
             if name == "probe":
                 pred = fit_predict(x[train], y[train], x[test], device=device) >= 0.5
             else:
-                clf = OneVsRestClassifier(LogisticRegression(class_weight="balanced", max_iter=1000))
-                pred = clf.fit(x[train], y[train]).predict(x[test])
+                clf = OneVsRestClassifier(LogisticRegression(class_weight="balanced"))  # defaults, as people run it
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ConvergenceWarning)
+                    pred = clf.fit(x[train], y[train]).predict(x[test])
+                out["sklearn_unconverged"] = out.get("sklearn_unconverged", 0) + sum(
+                    issubclass(w.category, ConvergenceWarning) for w in caught)
             f1s.append(f1_score(y[test], pred, average=None, zero_division=0))
         out[f"{name}_s"] = time.perf_counter() - start
         out[f"{name}_f1"] = float(np.mean(f1s) * 100)
@@ -229,10 +262,11 @@ def prepared_stores(folder: Path, image_size: int, identities: int) -> tuple[Pat
 
 
 def run_suite(*, device: str = "auto", image_size: int = 64, embed_batch_size: int = 256, steps: int = 40,
-              num_workers: int = 0, identities: int = 40, folder: Path, probe: bool = True,
-              render: bool = True, probe_rows: int = 150_000, progress: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Every measurement of this module with the ranking method (k=2, ResNet-18) at ``image_size``;
-    one row per measurement: what, pipeline and reference rates, ratio, unit and notes."""
+              num_workers: int = 0, identities: int = 100, folder: Path, probe: bool = True,
+              render: bool = True, probe_rows: int = 150_000, rounds: int = 3, progress: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Every measurement of this module with the ranking method (k=2, ResNet-18) at ``image_size``,
+    each ratio from the medians of ``rounds`` alternating measurements (:func:`paired`); one row per
+    measurement: what, pipeline and reference rates, ratio, unit and target."""
     from ssfbench.datasets._prepared import open_prepared
     from ssfbench.datasets.synthetic import SynthVox
     from ssfbench.pretrain import WindowBatches, split_videos
@@ -244,26 +278,31 @@ def run_suite(*, device: str = "auto", image_size: int = 64, embed_batch_size: i
 
     rows: list[dict[str, Any]] = []
     image_store, video_store = prepared_stores(folder, image_size, identities)
-    progress("embedding: JPEG store -> HDF5 cache, and the encoder alone")
+    progress(f"embedding: JPEG store -> HDF5 cache, and the encoder alone ({rounds} rounds each)")
     frames = open_prepared(image_store, "synth-au")
-    model = model_embed_rate(ranking(), embed_batch_size, 8, device)
-    pipe = pipeline_embed_rate(ranking(), frames, batch_size=embed_batch_size, device=device, num_workers=num_workers)
+    model, pipe = paired(lambda: model_embed_rate(ranking(), embed_batch_size, 8, device),
+                         lambda: pipeline_embed_rate(ranking(), frames, batch_size=embed_batch_size, device=device,
+                                                     num_workers=num_workers), rounds)
     rows.append({"what": "embedding (JPEG store -> HDF5 cache) vs encoder forward", "pipeline": pipe,
                  "reference": model, "ratio": pipe / model, "unit": "frames/s", "target": 0.9})
     rendered = SynthVox.open(image_size=image_size, identities=identities)
     windows = WindowBatches(rendered, split_videos(len(rendered), 0.2, 0)[0], ranking(), 0)[0]
-    progress("pretraining: the model alone on preloaded windows")
-    model = model_train_rate(ranking(), windows, max(3, steps // 4), device)
     sources = [("prepared video store", SynthVox.open(video_store, image_size=image_size, identities=identities))]
     if render:
         sources.append(("rendered on the fly", rendered))
     for label, videos in sources:
-        progress(f"pretraining: {steps} steps, frames {label}")
-        pipe, _ = pipeline_train_rate(ranking(), videos, steps=steps, device=device, num_workers=num_workers)
+        progress(f"pretraining: {steps} steps, frames {label}, and the model alone ({rounds} rounds each)")
+        model, (pipe, end_to_end) = paired(
+            lambda: model_train_rate(ranking(), windows, max(3, steps // 4), device),
+            lambda videos=videos: pipeline_train_rate(ranking(), videos, steps=steps, device=device,
+                                                      num_workers=num_workers),
+            rounds)
         rows.append({"what": f"pretraining ({label}) vs forward+backward", "pipeline": pipe, "reference": model,
-                     "ratio": pipe / model, "unit": "frames/s", "target": 0.85 if "store" in label else None})
+                     "ratio": pipe / model, "unit": "frames/s", "target": 0.85 if "store" in label else None,
+                     "end_to_end": end_to_end, "end_to_end_ratio": end_to_end / model})
     progress("synthetic renderer, one process")
     rate = render_rate(rendered, ranking(), steps=4)
+    model = model_train_rate(ranking(), windows, max(3, steps // 4), device)
     rows.append({"what": "synthetic renderer (1 process) vs what training consumes", "pipeline": rate,
                  "reference": model, "ratio": rate / model, "unit": "frames/s", "target": 1.0})
     if probe:
@@ -273,7 +312,8 @@ def run_suite(*, device: str = "auto", image_size: int = 64, embed_batch_size: i
         out = probe_against_sklearn(x, y, groups, device=probe_device)
         rows.append({"what": "linear probe vs sklearn LogisticRegression OvR (time)", "pipeline": out["sklearn_s"],
                      "reference": out["probe_s"], "ratio": out["sklearn_s"] / out["probe_s"], "unit": "s (sklearn, probe)",
-                     "target": 5.0, "probe_f1": out["probe_f1"], "sklearn_f1": out["sklearn_f1"]})
+                     "target": 5.0, "probe_f1": out["probe_f1"], "sklearn_f1": out["sklearn_f1"],
+                     "sklearn_unconverged": out.get("sklearn_unconverged", 0)})
     return rows
 
 

@@ -108,3 +108,45 @@ def test_shape_errors_are_user_errors() -> None:
         fit_predict(x[:, 0], y, x)
     with pytest.raises(UserError, match="unknown hyperparameter"):
         fit_predict(x, y, x, epoch=3)
+
+
+
+def _autograd_model(x_train: np.ndarray, y_train: np.ndarray, seed: int) -> LinearProbe:
+    """The protocol written the plain way: the module in train mode, full batch, autograd, Adam."""
+    import torch
+
+    x, y = torch.as_tensor(x_train), torch.as_tensor(y_train)
+    known, target = (y >= 0).float(), y.clamp(min=0).float()
+    pos_weight = torch.as_tensor(positive_weights(y_train))
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = LinearProbe(x.shape[1], y.shape[1])
+    opt = torch.optim.Adam(model.parameters(), lr=PROBE_DEFAULTS["lr"])
+    model.train()
+    for _ in range(PROBE_DEFAULTS["epochs"]):
+        opt.zero_grad()
+        probe.masked_bce(model(x), target, known, pos_weight).backward()
+        opt.step()
+    return model.eval()
+
+
+def test_the_fast_full_batch_path_equals_the_plain_autograd_loop() -> None:
+    import torch
+
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(700, 12)) * rng.uniform(0.1, 3, 12) + rng.normal(size=12)).astype(np.float32)
+    y = (rng.random((700, 4)) < [0.05, 0.2, 0.4, 0.6]).astype(np.int8)
+    y[rng.random(y.shape) < 0.15] = -1
+    reference = _autograd_model(x[:500], y[:500], seed=3)
+    with torch.no_grad():
+        expected = torch.sigmoid(reference(torch.as_tensor(x[500:]))).numpy()
+    np.testing.assert_allclose(fit_predict(x[:500], y[:500], x[500:], seed=3), expected, atol=2e-5)
+
+    with torch.random.fork_rng():
+        torch.manual_seed(3)
+        fast = LinearProbe(12, 4)
+    yt = torch.as_tensor(y[:500])
+    probe._train(fast, torch.as_tensor(x[:500]), yt, torch.as_tensor(positive_weights(y[:500])),
+                 probe.resolve_hparams(), torch.Generator())
+    for name, value in reference.state_dict().items():  # parameters and running statistics
+        np.testing.assert_allclose(fast.state_dict()[name].numpy(), value.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)

@@ -42,7 +42,7 @@ def test_bench_runs_end_to_end_and_reports_its_own_ratios(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code, stdout, err = run_main(["bench", "--device", "cpu", "--image-size", "16", "--steps", "8",
                                   "--identities", "20", "--embed-batch-size", "512", "--probe-rows", "3000",
-                                  "--workers", "0", "--data-dir", str(tmp_path / "data"), "--out", str(out)], capsys)
+                                  "--workers", "0", "--rounds", "1", "--data-dir", str(tmp_path / "data"), "--out", str(out)], capsys)
     assert code == 0, err
     rows = json.loads(out.read_text())["rows"]
     assert [r["what"].split(" ")[0] for r in rows] == ["embedding", "pretraining", "pretraining", "synthetic", "linear"]
