@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,18 @@ def _encode_jpeg(image: np.ndarray) -> np.ndarray:
 
 
 def _decode_jpegs(blobs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """uint8 ``[H, W, 3]`` images of JPEG byte strings, decoded in one batched libjpeg-turbo call
-    (torchvision; the same pixels as PIL, about twice as fast)."""
-    from torchvision.io import ImageReadMode, decode_jpeg
-
-    decoded = decode_jpeg([torch.from_numpy(np.array(b, dtype=np.uint8)) for b in blobs], mode=ImageReadMode.RGB)
+    """uint8 ``[H, W, 3]`` images of JPEG byte strings: one batched libjpeg-turbo call through
+    torchvision (the same pixels as PIL, about twice as fast), or PIL where torchvision no longer
+    has it (its image codecs are deprecated in favour of TorchCodec)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torchvision.io import ImageReadMode, decode_jpeg
+    except ImportError:
+        return [np.asarray(Image.open(io.BytesIO(b.tobytes())).convert("RGB"), dtype=np.uint8) for b in blobs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        decoded = decode_jpeg([torch.from_numpy(np.array(b, dtype=np.uint8)) for b in blobs], mode=ImageReadMode.RGB)
     if len({im.shape for im in decoded}) == 1:  # one batched channels-last copy instead of one per image
         return list(torch.stack(decoded).permute(0, 2, 3, 1).contiguous().numpy())
     return [np.ascontiguousarray(im.permute(1, 2, 0).numpy()) for im in decoded]

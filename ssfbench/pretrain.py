@@ -292,7 +292,7 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
     metric, mode = method.selection
 
     method.to(device)
-    if device.type == "cuda":
+    if device.type == "cuda" or world.distributed:  # weights in the inputs' layout (and DDP's gradient buckets)
         method.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(method)
     state = {"step": 0, "history": [], "best": None, "best_sha256": None}

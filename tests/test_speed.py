@@ -51,3 +51,26 @@ def test_bench_runs_end_to_end_and_reports_its_own_ratios(tmp_path, capsys):
         assert r["ratio"] == pytest.approx(r["pipeline"] / r["reference"])
     assert 0 <= rows[-1]["probe_f1"] <= 100 and 0 <= rows[-1]["sklearn_f1"] <= 100
     assert "embedding (JPEG store -> HDF5 cache)" in stdout and "probe mean F1" in stdout
+
+
+def test_jpeg_store_decoding_gives_pils_pixels_with_or_without_torchvision(monkeypatch):
+    import io
+    import sys
+
+    from PIL import Image
+
+    from ssfbench.datasets._prepared import _decode_jpegs
+
+    rng = np.random.default_rng(0)
+    blobs, expected = [], []
+    for shape in ((20, 30, 3), (20, 30, 3), (8, 8, 3)):
+        buf = io.BytesIO()
+        Image.fromarray((rng.random(shape) * 255).astype(np.uint8)).save(buf, format="JPEG")
+        blobs.append(np.frombuffer(buf.getvalue(), np.uint8))
+        expected.append(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
+    for batch in (blobs[:2], blobs):  # one shape (stacked) and mixed shapes
+        for got, want in zip(_decode_jpegs(batch), expected):
+            np.testing.assert_array_equal(got, want)
+    monkeypatch.setitem(sys.modules, "torchvision.io", None)  # a torchvision without image codecs
+    for got, want in zip(_decode_jpegs(blobs), expected):
+        np.testing.assert_array_equal(got, want)
