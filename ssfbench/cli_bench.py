@@ -14,6 +14,17 @@ import click
 from ssfbench.errors import UserError
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _environment(device: str) -> dict[str, object]:
     """What the numbers were measured on."""
     import torch
@@ -22,7 +33,7 @@ def _environment(device: str) -> dict[str, object]:
 
     resolved = resolve_device(device)
     return {"device": str(resolved),
-            "device_name": torch.cuda.get_device_name(resolved) if resolved.type == "cuda" else platform.processor(),
+            "device_name": torch.cuda.get_device_name(resolved) if resolved.type == "cuda" else _cpu_name(),
             "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
