@@ -19,7 +19,6 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +29,6 @@ from ssfbench.data import LabeledFrames, VideoSource
 from ssfbench.device import autocast, resolve_device
 from ssfbench.embed import eval_mode, iter_embeddings
 from ssfbench.method import Method
-
-
-@dataclass
-class Rate:
-    """Frames per second of a pipeline and of the model alone, and their ratio."""
-
-    pipeline: float
-    model: float
-
-    @property
-    def ratio(self) -> float:
-        """``pipeline / model``: 1.0 means the data path costs nothing."""
-        return self.pipeline / self.model
 
 
 def paired(reference: Callable[[], float], pipeline: Callable[[], Any], rounds: int = 3) -> tuple[float, Any]:
@@ -317,5 +303,5 @@ def run_suite(*, device: str = "auto", image_size: int = 64, embed_batch_size: i
     return rows
 
 
-__all__ = ["Rate", "model_embed_rate", "pipeline_embed_rate", "model_train_rate", "pipeline_train_rate",
+__all__ = ["paired", "model_embed_rate", "pipeline_embed_rate", "model_train_rate", "pipeline_train_rate",
            "render_rate", "synthetic_embeddings", "probe_against_sklearn", "prepared_stores", "run_suite"]
