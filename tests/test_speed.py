@@ -8,11 +8,11 @@ import json
 
 import numpy as np
 import pytest
+from cli_runner import run_main
 
 from ssfbench import speed
 from ssfbench.datasets.synthetic import SynthVox
 from ssfbench.errors import UserError
-from tests.cli_runner import run_main
 
 
 def test_a_prepared_video_store_holds_the_rendered_pixels(tmp_path):
