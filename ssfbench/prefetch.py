@@ -4,9 +4,10 @@ are read and decoded while the model computes, with no copies between processes.
 
 The reader runs at the lowest CPU priority: it uses the cycles the model's threads leave and does
 not preempt them (on 2 cores embedding reached 0.953 of the encoder's own speed with it, 0.910
-without; BENCHMARKS.md). Order is kept, so a stream that is a pure function of its index (pretraining windows, embedding
-batches) yields exactly what plain iteration yields. An exception in the reader is raised in the
-consumer at the item where it happened; closing the consumer (or an exception in it) stops the reader.
+without; BENCHMARKS.md). Order is kept, so a stream that is a pure function of its index
+(pretraining windows, embedding batches) yields exactly what plain iteration yields. An exception
+in the reader is raised in the consumer at the item where it happened; closing the consumer (or an
+exception in it) stops the reader.
 """
 
 from __future__ import annotations
