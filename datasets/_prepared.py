@@ -36,6 +36,25 @@ CODECS = ("jpeg", "raw")
 _STR = h5py.string_dtype("utf-8")
 
 
+class ProcessLocalFile:
+    """An HDF5 file opened read-only at most once per process: h5py handles must not cross a fork
+    (DataLoader workers), so a pickled or forked copy opens its own on first use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+
+    def __getitem__(self, name: str) -> h5py.Dataset:
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file[name]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "_file": None, "_pid": None}
+
+
 def is_prepared(root: Path | str) -> bool:
     """True when ``root`` is a file in HDF5 format (a prepared store or a video index)."""
     path = Path(root)
@@ -154,8 +173,7 @@ class PreparedFrames(LabeledFrames):
             self.subjects = f["subjects"].asstr()[:].astype(str)
             self.targets = f["targets"][:].astype(np.int8)
             self._roles = f["fold_role"][:]
-        self._file: h5py.File | None = None
-        self._pid: int | None = None
+        self._store = ProcessLocalFile(self.path)
 
     @classmethod
     def open(cls, root: Path | None = None, *, image_size: int = 64, seed: int = 0) -> LabeledFrames:
@@ -183,12 +201,6 @@ class PreparedFrames(LabeledFrames):
         """The source's crop record plus where the crops come from."""
         return {**json.loads(self._attrs["preprocessing"]), "prepared_store": self.path.name, "codec": self.codec}
 
-    def _images(self) -> h5py.Dataset:
-        if self._file is None or self._pid != os.getpid():
-            self._file = h5py.File(self.path, "r")
-            self._pid = os.getpid()
-        return self._file["images"]
-
     def read_image(self, index: int) -> np.ndarray:
         """Row ``index`` as stored (uint8 ``[S, S, 3]``)."""
         return self.read_images([index])[0]
@@ -200,7 +212,7 @@ class PreparedFrames(LabeledFrames):
             return []
         if idx.min() < 0 or idx.max() >= len(self):
             raise IndexError(f"row out of range (0..{len(self) - 1})")
-        images = self._images()
+        images = self._store["images"]
         order = np.unique(idx)
         if order[-1] - order[0] + 1 == len(order):  # a run of rows: one slice read
             rows = images[int(order[0]):int(order[-1]) + 1]
@@ -211,7 +223,3 @@ class PreparedFrames(LabeledFrames):
             return [np.asarray(rows[pos[int(i)]]) for i in idx]
         return _decode_jpegs([rows[pos[int(i)]] for i in idx])
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_file"], state["_pid"] = None, None
-        return state

@@ -13,7 +13,6 @@ the store is the same run as one that decodes the source.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ssfbench.data import VideoSource
+from ssfbench.datasets._prepared import ProcessLocalFile
 from ssfbench.errors import UserError
 from ssfbench.fileio import atomic_write_bytes
 
@@ -85,8 +85,7 @@ class VideoStore(VideoSource):
         self.image_size = int(attrs["image_size"])
         self._fingerprint = str(attrs["source_fingerprint"])
         self._preprocessing = json.loads(attrs.get("preprocessing", "{}"))
-        self._file: h5py.File | None = None
-        self._pid: int | None = None
+        self._store = ProcessLocalFile(self.path)
 
     @classmethod
     def open(cls, root: Path | None = None, *, image_size: int = 64, seed: int = 0) -> VideoStore:
@@ -117,12 +116,6 @@ class VideoStore(VideoSource):
         self._check(video)
         return str(self.identities[video])
 
-    def _frames(self) -> h5py.Dataset:
-        if self._file is None or self._pid != os.getpid():  # one handle per (worker) process
-            self._file = h5py.File(self.path, "r")
-            self._pid = os.getpid()
-        return self._file["frames"]
-
     def read_frames(self, video: int, frames: Sequence[int]) -> np.ndarray:
         """Frames ``frames`` of ``video`` as uint8 ``[T, S, S, 3]``: one contiguous read of the span
         they cover (a window's frames lie close together)."""
@@ -134,16 +127,11 @@ class VideoStore(VideoSource):
             raise IndexError(f"frames out of range (0..{n - 1})")
         lo, hi = int(idx.min()), int(idx.max())
         base = int(self.offsets[video])
-        return self._frames()[base + lo:base + hi + 1][idx - lo]
+        return self._store["frames"][base + lo:base + hi + 1][idx - lo]
 
     def preprocessing(self) -> dict[str, Any]:
         """The source's record plus where the frames come from."""
         return {**self._preprocessing, "prepared_store": self.path.name}
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_file"], state["_pid"] = None, None
-        return state
 
 
 __all__ = ["FORMAT", "write_video_store", "is_video_store", "VideoStore"]
