@@ -248,6 +248,7 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
     if ensemble and len(set(ks)) > 1 and distributed.world().is_main:
         for s, results in members.items():
             print_results(run_ensemble(results, RunSpec(**{**base.__dict__, "seed": s})), out)
+    distributed.shutdown()
 
 
 def invocation() -> tuple[str, ...]:

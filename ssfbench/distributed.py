@@ -74,6 +74,17 @@ def setup(device: str = "auto") -> World:
     return world()
 
 
+def shutdown() -> None:
+    """Leave the process group once every rank is done (no-op when none was joined).
+
+    Call it only after success: a rank that failed would leave the others waiting here. Without it,
+    gloo's worker threads can still hold tensors while the interpreter shuts down, and the process
+    aborts (SIGABRT) although its work is done."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     """Wait for every rank (no-op when not distributed)."""
     if world().distributed:
@@ -124,5 +135,5 @@ def check_identical(model: nn.Module, what: str) -> bool:
     return True
 
 
-__all__ = ["World", "world", "setup", "barrier", "broadcast_object", "gather_object",
+__all__ = ["World", "world", "setup", "shutdown", "barrier", "broadcast_object", "gather_object",
            "parameter_digest", "check_identical"]

@@ -7,7 +7,7 @@ not preempt them (on 2 cores embedding reached 0.953 of the encoder's own speed 
 without; BENCHMARKS.md). Order is kept, so a stream that is a pure function of its index
 (pretraining windows, embedding batches) yields exactly what plain iteration yields. An exception
 in the reader is raised in the consumer at the item where it happened; closing the consumer (or an
-exception in it) stops the reader.
+exception in it) stops the reader and waits for it to finish the item it is reading.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             put(_Failure(exc))
 
-    threading.Thread(target=fill, name="ssfbench-prefetch", daemon=True).start()
+    reader = threading.Thread(target=fill, name="ssfbench-prefetch", daemon=True)
+    reader.start()
     try:
         while True:
             item = slots.get()
@@ -72,6 +73,7 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
             yield item
     finally:
         stop.set()
+        reader.join()  # at most the item being read: no thread left inside torch at interpreter exit
 
 
 __all__ = ["prefetched"]

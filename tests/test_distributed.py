@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ssfbench.datasets.synthetic import SynthAU, SynthVox
-from ssfbench.distributed import World, check_identical, parameter_digest, world
+from ssfbench.distributed import World, check_identical, parameter_digest, shutdown, world
 from ssfbench.embed import iter_embeddings
 from ssfbench.pretrain import WindowBatches, split_videos
 from ssfbench.registry import get_method
@@ -99,3 +99,5 @@ def test_single_process_world_and_checks():
     with torch.no_grad():
         model.weight[0, 0] += 1e-7
     assert parameter_digest(model) != digest
+    shutdown()  # no process group joined: nothing to leave
+    assert world() == World(0, 1, 0)
