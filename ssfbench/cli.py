@@ -139,9 +139,14 @@ def run_options(command):
     return command
 
 
+_ENSEMBLE_OPTION = click.option(
+    "--ensemble/--no-ensemble", default=True, show_default=True,
+    help="With several --k: also evaluate the concatenation of their embeddings as one row ('Ranking Ensemble', variant k=1+2+4).")
+
+
 @cli.command()
 @run_options
-@click.option("--ensemble/--no-ensemble", default=True, show_default=True, help="With several --k: also evaluate the concatenation of their embeddings as one row ('Ranking Ensemble', variant k=1+2+4).")
+@_ENSEMBLE_OPTION
 def run(**options) -> None:
     """Pretrain (or load) an encoder, embed, probe, print the per-label tables and update the
     leaderboards. With no dataset options it runs the embedded synthetic benchmark.
@@ -190,14 +195,33 @@ def embed(**options) -> None:
     execute("embed", **options)
 
 
+@cli.command()
+@run_options
+@_ENSEMBLE_OPTION
+def probe(**options) -> None:
+    """Probe the cached embeddings of a finished `embed` with the same options: print the per-label
+    tables, write the results and update the leaderboards, exactly as `run` would.
+
+    Nothing is pretrained or embedded: a missing checkpoint or embedding cache (or one that does
+    not match the options) is an error naming the file. The stages of one run:
+
+    \b
+      ssfbench pretrain --method ranking --k 2
+      ssfbench embed    --method ranking --k 2 --datasets synth-au
+      ssfbench probe    --method ranking --k 2 --datasets synth-au
+    """
+    execute(None, reuse_only=True, **options)
+
+
 def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | None,
             image_size: int, backbone: str, pretrained: str | None, weights: Path | None, seed: int,
             seeds: tuple[int, ...], datasets: tuple[str, ...], roots: tuple[str, ...], pretrain_data: str,
             data_options: tuple[str, ...], lr: float | None, batch_size: int | None, settings: tuple[str, ...],
             out: Path, device: str, workers: str, overwrite: str, quiet: bool, ensemble: bool = False,
             resume: bool = True, checkpoint_every: int = 0, embed_batch_size: int = 256,
-            check_sync_every: int = 0) -> None:
-    """``run`` (``stop_after`` None), ``pretrain`` or ``embed`` with the parsed options."""
+            check_sync_every: int = 0, reuse_only: bool = False) -> None:
+    """``run`` (``stop_after`` None), ``pretrain`` or ``embed`` with the parsed options;
+    ``probe`` is ``run`` with ``reuse_only``."""
     from ssfbench import distributed
     from ssfbench.metrics import NoPositivesWarning
     from ssfbench.runner import DEFAULT_EVAL_DATASETS, DEFAULT_STEPS, RunSpec
@@ -228,7 +252,7 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
                    pretrain_data=pretrain_data, out=out, device=device,
                    num_workers=num_workers, overwrite=overwrite, progress=not quiet, resume=resume,
                    checkpoint_every=checkpoint_every, embed_batch_size=embed_batch_size, argv=invocation(),
-                   stop_after=stop_after, sync_check_every=check_sync_every)
+                   stop_after=stop_after, sync_check_every=check_sync_every, reuse_only=reuse_only)
     members: dict[int, list[list[dict]]] = {}
     for k in tuple(dict.fromkeys(ks)) or (None,):
         for s in seeds or (seed,):

@@ -38,7 +38,7 @@ import torch
 
 import ssfbench
 from ssfbench import distributed
-from ssfbench.cache import cached_embeddings
+from ssfbench.cache import cached_embeddings, read_cache
 from ssfbench.checkpoint import load_checkpoint, load_weights, save_checkpoint, sha256_file
 from ssfbench.data import Fold, LabeledFrames, VideoSource
 from ssfbench.embed import iter_embeddings, serve_embedding_shards, sharded_embeddings
@@ -88,6 +88,9 @@ class RunSpec:
     argv: tuple[str, ...] = ()
     #: ``pretrain``: stop once the encoder is ready; ``embed``: once the caches are written; None: run all
     stop_after: str | None = None
+    #: the ``probe`` stage: use the finished checkpoint and complete caches of earlier stages, never
+    #: pretrain or embed (a missing one is a :class:`UserError` naming it)
+    reuse_only: bool = False
     #: under torchrun: also compare the ranks' parameters every this many steps (0: epoch ends only)
     sync_check_every: int = 0
 
@@ -179,6 +182,9 @@ def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSo
     if record_path.is_file() and json.loads(record_path.read_text()).get("completed"):
         loaded, digest = load_checkpoint(best)
         return loaded, digest, json.loads(record_path.read_text())
+    if spec.reuse_only:
+        raise UserError(f"{best}: no finished encoder for this run; run `ssfbench pretrain` (or `embed`) "
+                        "with the same options first")
     distributed.barrier()  # every rank has looked before rank 0 writes
     torch.manual_seed(spec.seed)
     main = distributed.world().is_main
@@ -217,6 +223,13 @@ def embeddings(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpe
     device = str(resolve_device(spec.device))
     options = {"batch_size": spec.embed_batch_size, "device": device, "num_workers": spec.num_workers}
     sharded = collective and distributed.world().distributed
+    if spec.reuse_only:
+        if sharded and not distributed.world().is_main:
+            return None
+        try:
+            return read_cache(cache_path, attrs, expected_keys=dataset.keys)[0]
+        except UserError as exc:
+            raise UserError(f"{exc}; run `ssfbench embed` with the same options first") from None
     if sharded and not distributed.world().is_main:
         serve_embedding_shards(method, method.preprocess, dataset, **options)
         return None
@@ -468,6 +481,9 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     if not spec.resume and world.is_main:
         discard_checkpoints(run_dir)
     if method.needs_labels:
+        if spec.stop_after or spec.reuse_only:
+            raise UserError(f"method {method.name!r} trains one encoder per fold on the labels; it has no "
+                            "separate pretrain, embed and probe stages: use `ssfbench run`")
         if world.distributed:
             raise UserError(f"method {method.name!r} fine-tunes one encoder per fold in one process; "
                             "run it without torchrun")
