@@ -230,6 +230,9 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
 
     if any(k < 1 for k in ks):
         raise UserError(f"--k must be >= 1, got {min(ks)}")
+    if reuse_only and (not resume or overwrite == "always"):
+        raise UserError(f"{'--fresh' if not resume else '--overwrite always'}: probe never pretrains or embeds; "
+                        "give it to `ssfbench pretrain` / `ssfbench embed`")
     num_workers = parse_workers(workers, device)
     if image_size < 16:
         raise UserError(f"--image-size must be at least 16, got {image_size}")

@@ -48,6 +48,10 @@ def test_stages_give_the_results_of_run_and_probe_only_reads(tmp_path, capsys):
     code, printed, _ = run_main(["probe", *TINY, "--out", str(staged)], capsys)
     assert code == 0 and "synth-au: per-label F1" in printed
     assert _files(staged) == before  # checkpoint and cache untouched
+    for destructive in (["--fresh"], ["--overwrite", "always"]):
+        code, _, err = run_main(["probe", *TINY, *destructive, "--out", str(staged)], capsys)
+        assert code == 2 and err.count("\n") == 1 and "probe never pretrains or embeds" in err
+    assert _files(staged) == before
 
     assert run_main(["run", *TINY, "--out", str(whole)], capsys)[0] == 0
     got, want = _result(staged), _result(whole)
