@@ -61,7 +61,8 @@ def setup(device: str = "auto") -> World:
     """Join the process group when launched by torchrun with more than one process (idempotent).
 
     The backend is NCCL when the run uses CUDA (each process on GPU ``LOCAL_RANK``), gloo otherwise.
-    Returns :func:`world`."""
+    Returns :func:`world`. Code that calls it (or :func:`ssfbench.runner.run`) under torchrun ends with
+    :func:`shutdown`, as the CLI does."""
     env = _from_env()
     if not env.distributed or (dist.is_available() and dist.is_initialized()):
         return world()
