@@ -71,14 +71,12 @@ def _decode_jpegs(blobs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """uint8 ``[H, W, 3]`` images of JPEG byte strings: one batched libjpeg-turbo call through
     torchvision (the same pixels as PIL, about twice as fast), or PIL where torchvision no longer
     has it (its image codecs are deprecated in favour of TorchCodec)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from torchvision.io import ImageReadMode, decode_jpeg
-    except ImportError:
-        return [np.asarray(Image.open(io.BytesIO(b.tobytes())).convert("RGB"), dtype=np.uint8) for b in blobs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            from torchvision.io import ImageReadMode, decode_jpeg
+        except ImportError:
+            return [np.asarray(Image.open(io.BytesIO(b.tobytes())).convert("RGB"), dtype=np.uint8) for b in blobs]
         decoded = decode_jpeg([torch.from_numpy(np.array(b, dtype=np.uint8)) for b in blobs], mode=ImageReadMode.RGB)
     if len({im.shape for im in decoded}) == 1:  # one batched channels-last copy instead of one per image
         return list(torch.stack(decoded).permute(0, 2, 3, 1).contiguous().numpy())
