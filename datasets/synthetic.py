@@ -658,17 +658,20 @@ def _gaze(rng: np.random.Generator, t: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.clip(gx, -1, 1), np.clip(gy, -1, 1)
 
 
-def simulate_video(rng: np.random.Generator, frames: int, fps: float = FPS) -> dict[str, np.ndarray]:
+def simulate_video(rng: np.random.Generator, frames: int, fps: float = FPS, *, pose_drift: bool = True,
+                   speech: bool = True) -> dict[str, np.ndarray]:
     """Per-frame state of one talking-face video (AU intensities ``[T, 14]``, pose, blink, gaze):
     tonic levels + continuous wandering + two streams of onset-apex-offset events + speech
-    driving AU25/26; slow, small head-pose drift around a per-video mean pose."""
+    driving AU25/26; slow, small head-pose drift around a per-video mean pose. ``pose_drift=False``
+    holds the pose at the video's mean, ``speech=False`` removes the speech mouth motion; both draw
+    the same random numbers, so everything else about the video stays the same (paired variants)."""
     t = np.arange(frames, dtype=np.float64) / fps
     au = np.zeros((frames, len(AUS)), np.float64)
     for a, i in _A.items():
         tonic = _TONIC[a] * rng.random() ** 1.5
         au[:, i] = tonic + (0.25 + 0.3 * rng.random()) * _smooth_noise(rng, t, 0.05, 0.5)
     au += _event_track(rng, t) + _event_track(rng, t) + _event_track(rng, t)
-    o = _speech(rng, t)
+    o = _speech(rng, t) * (1.0 if speech else 0.0)
     talking = o > 0.0
     au[:, _A[25]] += np.where(talking, 1.3 + 3.4 * o, 0.0)
     au[:, _A[26]] += 4.6 * o ** 1.6
@@ -679,7 +682,7 @@ def simulate_video(rng: np.random.Generator, frames: int, fps: float = FPS) -> d
                  "tx": rng.normal(0, 0.025), "ty": rng.normal(0, 0.025), "scale": 1 + rng.normal(0, 0.03)}
     drift = {"yaw": 0.03, "pitch": 0.02, "roll": 0.015, "tx": 0.006, "ty": 0.006, "scale": 0.006}
     for k, mean in pose_mean.items():
-        st[k] = (mean + drift[k] * _smooth_noise(rng, t, 0.03, 0.15, 2)).astype(_F32)
+        st[k] = (mean + drift[k] * (1.0 if pose_drift else 0.0) * _smooth_noise(rng, t, 0.03, 0.15, 2)).astype(_F32)
     st["yaw"] = np.clip(st["yaw"], -0.55, 0.55)
     st["blink"] = _blinks(rng, t)
     st["gaze_x"], st["gaze_y"] = _gaze(rng, t)
@@ -710,17 +713,21 @@ class SynthVox(VideoSource):
     summary = "synthetic talking faces (200 identities x 2 videos x 150 frames, 25 fps), rendered on the fly"
 
     def __init__(self, image_size: int = 64, seed: int = 0, identities: int = 200,
-                 videos_per_identity: int = 2, frames: int = 150):
+                 videos_per_identity: int = 2, frames: int = 150, pose_drift: bool = True, speech: bool = True):
         self.image_size, self.seed = int(image_size), int(seed)
         self.identities, self.videos_per_identity, self.frames = int(identities), int(videos_per_identity), int(frames)
+        self.pose_drift, self.speech = bool(pose_drift), bool(speech)
         self._video_cache = lru_cache(maxsize=1024)(self._simulate)
 
     @classmethod
     def open(cls, root: Path | None = None, *, image_size: int = 64, seed: int = 0, identities: int = 200,
-             videos_per_identity: int = 2, frames: int = 150) -> VideoSource:
+             videos_per_identity: int = 2, frames: int = 150, pose_drift: bool = True,
+             speech: bool = True) -> VideoSource:
         """Open the synthetic video set, rendered on the fly; or, when ``root`` is a store written by
-        :meth:`prepare` for the same options, read from that store (the same pixels, no rendering)."""
-        source = cls(image_size, seed, identities, videos_per_identity, frames)
+        :meth:`prepare` for the same options, read from that store (the same pixels, no rendering).
+        ``pose_drift=False`` / ``speech=False``: the pretext-audit variants without head-pose drift /
+        without speech mouth motion (the same videos otherwise)."""
+        source = cls(image_size, seed, identities, videos_per_identity, frames, pose_drift, speech)
         if root is None:
             return source
         from ssfbench.datasets._prepared_videos import VideoStore
@@ -742,15 +749,16 @@ class SynthVox(VideoSource):
         if codec != "raw":
             raise UserError(f"{cls.name}: frames are stored raw (lossless); --codec {codec} is not available")
         try:
-            source = cls.open(image_size=image_size, **{k: int(v) for k, v in options.items()})
+            source = cls.open(image_size=image_size, **{k: v if isinstance(v, bool) else int(v) for k, v in options.items()})
         except (TypeError, ValueError) as exc:
             raise UserError(f"{cls.name}: bad option ({exc})") from None
         return write_video_store(source, out, progress=progress)
 
     def fingerprint(self) -> str:
         """Digest of version, name, seed, image size and size options."""
-        return _fingerprint(self.name, self.seed, self.image_size, {
-            "identities": self.identities, "videos_per_identity": self.videos_per_identity, "frames": self.frames})
+        options = {"identities": self.identities, "videos_per_identity": self.videos_per_identity, "frames": self.frames}
+        options.update({k: False for k in ("pose_drift", "speech") if not getattr(self, k)})  # default: unchanged
+        return _fingerprint(self.name, self.seed, self.image_size, options)
 
     def __len__(self) -> int:
         return self.identities * self.videos_per_identity
@@ -774,7 +782,7 @@ class SynthVox(VideoSource):
         ident = sample_identity(_rng(_STREAM_VOX, self.seed, _K_IDENTITY, video // self.videos_per_identity))
         rng = _rng(_STREAM_VOX, self.seed, _K_VIDEO, video)
         scene = sample_scene(rng)
-        return compose(ident, scene, simulate_video(rng, self.frames))
+        return compose(ident, scene, simulate_video(rng, self.frames, pose_drift=self.pose_drift, speech=self.speech))
 
     def params(self, video: int) -> dict[str, np.ndarray]:
         """Render params (identity, scene, per-frame state incl. ``au`` intensities) of all frames."""

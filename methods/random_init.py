@@ -1,29 +1,50 @@
 """The ``random`` floor: the same encoder as the ranking method, untrained.
 
-Evaluated in eval mode with its initial BatchNorm statistics (running mean 0, variance 1); the
-weights are drawn from the run's seed and saved as a checkpoint like any other method's.
+The weights are drawn from the run's seed (the same draw as the ranking, triplet and npair
+encoders' initialisation: this row is their step 0) and saved as a checkpoint like any other
+method's. By default (``bn_stats=data``) its BatchNorm statistics are re-estimated on a fixed,
+seeded draw of pretraining frames (:mod:`ssfbench.batchnorm`), so it is evaluated like the trained
+encoders it is compared with; ``--set bn_stats=init`` keeps the initial statistics (running mean 0,
+variance 1), the floor of protocol version 1.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import torch
 
 from ssfbench.encoders import Encoder
-from ssfbench.method import Method
+from ssfbench.method import Method, MethodConfig
+
+
+@dataclass
+class RandomInitConfig(MethodConfig):
+    """``bn_stats``: ``data`` (re-estimated on pretraining frames, the default) or ``init`` (0/1)."""
+
+    bn_stats: Literal["data", "init"] = "data"
 
 
 class RandomInit(Method):
     """Untrained encoder (random initialisation): the floor every table needs."""
 
     name = "random"
-    summary = "floor: the ranking encoder (timm trunk + Linear 256 + L2) at random initialisation, untrained"
+    summary = ("floor: the ranking encoder (timm trunk + Linear 256 + L2) at random initialisation, untrained; "
+               "BatchNorm statistics from pretraining frames (--set bn_stats=init: 0/1)")
+    Config = RandomInitConfig
     trainable = False
 
     def build(self) -> None:
+        if self.config.bn_stats not in ("data", "init"):
+            raise ValueError(f"bn_stats must be data or init, got {self.config.bn_stats!r}")
         self.encoder = Encoder(self.backbone, dim=256, normalize=True, pretrained=self.pretrained)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.encoder(images)
 
+    def batchnorm_from_data(self) -> bool:
+        return self.config.bn_stats == "data"
+
     def display_name(self) -> str:
-        return "Random init"
+        return "Random init" if self.batchnorm_from_data() else "Random init (BN 0/1)"

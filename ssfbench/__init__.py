@@ -7,5 +7,7 @@ dataset adapters as ``ssfbench.datasets.*``.
 
 __version__ = "0.1.0"
 
-#: Version of the evaluation protocol (probe, folds, metrics). A changed default is a new version.
-PROTOCOL_VERSION = "1"
+#: Version of the evaluation protocol (probe, folds, metrics, encoder initialisation, floors). A changed
+#: default is a new version. 2: every layer live at initialisation (no zero-initialised residual
+#: branches); untrained encoders evaluated with BatchNorm statistics of pretraining frames.
+PROTOCOL_VERSION = "2"

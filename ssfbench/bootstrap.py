@@ -213,28 +213,41 @@ def paired_bootstrap(a: Predictions, b: Predictions, *, n_resamples: int = 1000,
                      level: float = 0.95, chunk: int = 100) -> BootstrapResult:
     """Paired bootstrap over test subjects of ``mean-over-labels score(a) - score(b)`` (F1 or ROC-AUC
     by ``a.metric``), with a ``level`` percentile interval. ``b`` is aligned to ``a`` by frame key."""
+    return paired_bootstrap_mean([(a, b)], n_resamples=n_resamples, seed=seed, level=level, chunk=chunk)
+
+
+def paired_bootstrap_mean(pairs: Sequence[tuple[Predictions, Predictions]], *, n_resamples: int = 1000,
+                          seed: int = 0, level: float = 0.95, chunk: int = 100) -> BootstrapResult:
+    """:func:`paired_bootstrap` of the mean over ``pairs`` (e.g. one pair per seed: a trained encoder
+    and its own initialisation) of ``score(a_i) - score(b_i)``: every pair is resampled with the same
+    subject draw, so the interval covers subjects, and the seeds enter through their mean."""
+    if not pairs:
+        raise UserError("the bootstrap needs at least one pair of predictions")
     if n_resamples < 10:
         raise UserError(f"--resamples: expected at least 10, got {n_resamples}")
     if not 0 < level < 1:
         raise UserError(f"confidence level must be in (0, 1), got {level}")
-    b = align(a, b)
-    names, subj = subject_index(a.subjects)
+    first = pairs[0][0]
+    aligned = [(align(first, a, names=("the first run", "another run")), align(first, b)) for a, b in pairs]
+    names, subj = subject_index(first.subjects)
     if len(names) < 2:
         raise UserError(f"the bootstrap needs at least 2 test subjects, got {len(names)}")
+
+    def mean_over_pairs(which: int, weights: np.ndarray) -> np.ndarray:
+        return np.mean([mean_scores(pair[which], subj, len(names), weights) for pair in aligned], axis=0)
+
     ones = np.ones((1, len(names)))
-    score_a, score_b = mean_scores(a, subj, len(names), ones)[0], mean_scores(b, subj, len(names), ones)[0]
-    rng = np.random.default_rng(seed)
-    weights = resample_weights(len(names), n_resamples, rng)
-    diffs = np.concatenate([mean_scores(a, subj, len(names), weights[i:i + chunk])
-                            - mean_scores(b, subj, len(names), weights[i:i + chunk])
+    score_a, score_b = mean_over_pairs(0, ones)[0], mean_over_pairs(1, ones)[0]
+    weights = resample_weights(len(names), n_resamples, np.random.default_rng(seed))
+    diffs = np.concatenate([mean_over_pairs(0, weights[i:i + chunk]) - mean_over_pairs(1, weights[i:i + chunk])
                             for i in range(0, n_resamples, chunk)])
     tail = (1 - level) / 2
     low, high = np.nanquantile(diffs, [tail, 1 - tail]) if np.isfinite(diffs).any() else (np.nan, np.nan)
-    return BootstrapResult(metric=a.metric, score_a=float(score_a), score_b=float(score_b),
+    return BootstrapResult(metric=first.metric, score_a=float(score_a), score_b=float(score_b),
                            diff=float(score_a - score_b), low=float(low), high=float(high), level=level,
-                           n_subjects=len(names), n_rows=len(a), n_resamples=n_resamples, seed=seed)
+                           n_subjects=len(names), n_rows=len(first), n_resamples=n_resamples, seed=seed)
 
 
 __all__ = ["PREDICTIONS_SUFFIX", "Predictions", "BootstrapResult", "fold_predictions", "predictions_path",
-           "write_predictions", "read_predictions", "align", "paired_bootstrap", "f1_from_weights",
+           "write_predictions", "read_predictions", "align", "paired_bootstrap", "paired_bootstrap_mean", "f1_from_weights",
            "auc_from_weights", "resample_weights"]

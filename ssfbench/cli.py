@@ -127,6 +127,7 @@ _RUN_OPTIONS = [
     click.option("--resume/--fresh", default=True, show_default=True, help="--resume: continue an interrupted run from the last.pt in its run folder, and an interrupted embedding from its partial cache (the default: rerunning the same command resumes). --fresh: discard this run's checkpoints and pretrain from scratch."),
     click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True, help="Also write the resume state (last.pt) every N pretraining steps; 0: at epoch ends and every 10 minutes. Never changes the numbers."),
     click.option("--embed-batch-size", type=click.IntRange(min=1), default=256, hidden=True, help="Rows per embedding batch and resumable cache block."),
+    click.option("--init-control/--no-init-control", default=True, show_default=True, help="run: also score a pretrained method at its own initialisation (the same run at --steps 0, BatchNorm statistics re-estimated like the random floor's), the paired control `compare` measures its gain against."),
     click.option("--quiet", is_flag=True, help="No progress bars."),
     click.option("--check-sync-every", type=click.IntRange(min=0), default=0, hidden=True, help="Under torchrun: also compare the ranks' parameters every N pretraining steps (always at epoch ends)."),
 ]
@@ -219,7 +220,7 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
             data_options: tuple[str, ...], lr: float | None, batch_size: int | None, settings: tuple[str, ...],
             out: Path, device: str, workers: str, overwrite: str, quiet: bool, ensemble: bool = False,
             resume: bool = True, checkpoint_every: int = 0, embed_batch_size: int = 256,
-            check_sync_every: int = 0, reuse_only: bool = False) -> None:
+            check_sync_every: int = 0, reuse_only: bool = False, init_control: bool = True) -> None:
     """``run`` (``stop_after`` None), ``pretrain`` or ``embed`` with the parsed options;
     ``probe`` is ``run`` with ``reuse_only``."""
     from ssfbench import distributed
@@ -255,7 +256,8 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
                    pretrain_data=pretrain_data, out=out, device=device,
                    num_workers=num_workers, overwrite=overwrite, progress=not quiet, resume=resume,
                    checkpoint_every=checkpoint_every, embed_batch_size=embed_batch_size, argv=invocation(),
-                   stop_after=stop_after, sync_check_every=check_sync_every, reuse_only=reuse_only)
+                   stop_after=stop_after, sync_check_every=check_sync_every, reuse_only=reuse_only,
+                   init_control=init_control)
     members: dict[int, list[list[dict]]] = {}
     for k in tuple(dict.fromkeys(ks)) or (None,):
         for s in seeds or (seed,):
@@ -361,6 +363,39 @@ def synth_calibrate(datasets: tuple[str, ...], image_size: int, seed: int, out: 
     spec = RunSpec(method="random", datasets=tuple(datasets) or DEFAULT_EVAL_DATASETS, image_size=image_size,
                    seed=seed, out=out)
     print_results(calibrate(spec), out)
+
+
+@synth.command("audit")
+@click.option("--pretrain-data", default="synth-vox", show_default=True, help="Video dataset whose held-out windows are audited.")
+@click.option("--root", "roots", multiple=True, help="NAME=PATH of a dataset's local copy (real video datasets: raw pixels only).")
+@click.option("--data-option", "data_options", multiple=True, metavar="DATASET.KEY=VALUE",
+              help="Dataset option, e.g. synth-vox.pose_drift=false or synth-vox.speech=false (repeatable).")
+@click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, help="Intervals k, space-separated (default: 1 2 4).")
+@click.option("--n", type=click.IntRange(min=1), default=10, show_default=True, help="Frames after the sibling (the paper's N).")
+@click.option("--windows-per-video", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Seeded windows per held-out video.")
+@click.option("--image-size", type=int, default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the video split and the windows.")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv"]), default="md", show_default=True)
+def synth_audit(pretrain_data: str, roots: tuple[str, ...], data_options: tuple[str, ...], ks: tuple[int, ...], n: int,
+                windows_per_video: int, image_size: int, seed: int, fmt: str) -> None:
+    """The pretext audit: ranking accuracy of held-out pretraining windows ordered by one factor
+    alone (head pose, lighting, eyes, true AU intensities, raw pixels). A nuisance factor that
+    ranks as well as the AUs can solve the ranking pretext without encoding facial action."""
+    from ssfbench.audit import pretext_audit
+    from ssfbench.runner import RunSpec, open_dataset
+
+    spec = RunSpec(method="random", image_size=image_size, data_seed=0, roots=parse_roots(roots),
+                   dataset_options=parse_data_options(data_options))
+    videos = open_dataset(pretrain_data, spec)
+    frame = 100 * pretext_audit(videos, ks or (1, 2, 4), n=n, per_video=windows_per_video, seed=seed)
+    if fmt == "csv":
+        click.echo(frame.to_csv(float_format="%.1f"))
+        return
+    options = " ".join(data_options) or "default options"
+    click.echo(f"pretext audit: held-out ranking accuracy x100 on {pretrain_data} ({options}; N={n}, "
+               f"{windows_per_video} windows per held-out video, seed {seed}); ties count half, chance = 50")
+    click.echo(frame.to_markdown(floatfmt=".1f"))
 
 
 @cli.command("list")

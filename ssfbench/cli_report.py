@@ -49,12 +49,15 @@ def _default_datasets(out: Path) -> tuple[str, ...]:
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="Also write a per-label bar chart (PNG).")
 @click.option("--vs", nargs=2, default=None, metavar="A B",
               help="Paired bootstrap over test subjects of A - B (run ids, method or row names) on each dataset.")
+@click.option("--init-gains/--no-init-gains", default=True, show_default=True,
+              help="Show each self-supervised row's gain over its own initialisation (step-0 control, paired "
+                   "bootstrap 95%% CI over test subjects); rows whose runs have no control stay blank.")
 @click.option("--resamples", type=int, default=1000, show_default=True, help="Bootstrap resamples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.pass_context
 def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[str, ...], out: Path, fmt: str,
-                paper: str, committed: bool, plot: Path | None, vs: tuple[str, str] | None, resamples: int,
-                seed: int) -> None:
+                paper: str, committed: bool, plot: Path | None, vs: tuple[str, str] | None, init_gains: bool,
+                resamples: int, seed: int) -> None:
     """Paper-style tables: one per dataset (per-label scores, average, coverage), the paper's rows
     beside yours, and a summary across datasets like the paper's Table 5.
 
@@ -63,7 +66,7 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
     ssfbench compare --datasets synth-au synth-expr --plot out.png
     ssfbench compare --datasets synth-au --vs ranking random   # paired bootstrap CI of the difference
     """
-    from ssfbench.compare import caption, comparison_table, render_summary, render_table
+    from ssfbench.compare import add_init_gains, caption, comparison_table, render_summary, render_table
     from ssfbench.results import load_results
 
     _check_out(ctx, out)
@@ -73,6 +76,9 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
     results = load_results(out / "results") if out.is_dir() else []
     tables = [comparison_table(d, out=out, paper=paper, methods=methods, committed=committed, results=results)
               for d in datasets]
+    if init_gains:
+        tables = [add_init_gains(t, _result_sources(out, results, committed), resamples=resamples, seed=seed)
+                  for t in tables]
     _check_found(tables, methods)
     for table in tables:
         if fmt == "md":
@@ -90,6 +96,19 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
         from ssfbench.plots import grouped_bars
 
         click.echo(f"wrote {grouped_bars(tables, plot)}", err=fmt == "csv")
+
+
+def _result_sources(out: Path, results: list[dict], committed: bool) -> dict:
+    """Where each row origin's result files are: the user's ``--out`` and, in a source checkout,
+    the committed ``results/`` (whose run files hold the committed rows' predictions)."""
+    from ssfbench.compare import ORIGIN_COMMITTED, ORIGIN_OUT, committed_dir
+    from ssfbench.results import load_results
+
+    sources = {ORIGIN_OUT: (out / "results", results)}
+    folder = committed_dir() if committed else None
+    if folder is not None and (folder / "runs").is_dir():
+        sources[ORIGIN_COMMITTED] = (folder, load_results(folder))
+    return sources
 
 
 def _check_found(tables: list, methods: tuple[str, ...]) -> None:

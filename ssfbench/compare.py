@@ -326,6 +326,59 @@ def _labels(parts: Sequence[pd.DataFrame]) -> list[str]:
     return list(seen)
 
 
+# ---- each row's gain over its own initialisation ---------------------------------------------------
+
+#: columns :func:`add_init_gains` adds (fractions, like the scores; ``init_seeds`` = pairs used)
+INIT_COLUMNS = ("init_gain", "init_low", "init_high", "init_seeds")
+INIT_HEADER = "Δ own init [95% CI]"
+
+
+def init_pairs(results: Sequence[dict], config_hash: str, dataset: str) -> list[tuple[dict, dict]]:
+    """(run, its step-0 control) result pairs of configuration ``config_hash`` on ``dataset``: every
+    seed whose result names an ``init_control`` run that ``results`` holds."""
+    by_id = {r["run_id"]: r for r in results if r["dataset"] == dataset}
+    runs = [r for r in results if r["dataset"] == dataset and r["config_hash"] == config_hash]
+    return [(r, by_id[r["init_control"]]) for r in runs if r.get("init_control") in by_id]
+
+
+def add_init_gains(table: ComparisonTable, sources: dict[str, tuple[Path, Sequence[dict]]], *,
+                   resamples: int = 1000, seed: int = 0) -> ComparisonTable:
+    """Add :data:`INIT_COLUMNS` to every ssfbench row whose runs have step-0 controls: the mean over
+    seeds of (run - its own initialisation), mean-over-labels score pooled over folds, with the paired
+    bootstrap's 95 % interval over test subjects. ``sources`` maps a row origin to (results folder,
+    its result records)."""
+    from ssfbench.bootstrap import paired_bootstrap_mean, predictions_path, read_predictions
+    from ssfbench.results import result_path
+
+    rows = table.rows.copy()
+    for col in INIT_COLUMNS:
+        rows[col] = np.nan
+    for i, r in rows.iterrows():
+        if r["origin"] not in sources or not r["config_hash"]:
+            continue
+        folder, results = sources[r["origin"]]
+        pairs = init_pairs(results, r["config_hash"], table.dataset)
+        if not pairs:
+            continue
+        preds = [tuple(read_predictions(predictions_path(result_path(folder, x["run_id"], table.dataset)))
+                       for x in pair) for pair in pairs]
+        res = paired_bootstrap_mean(preds, n_resamples=resamples, seed=seed)
+        rows.loc[i, list(INIT_COLUMNS)] = [res.diff, res.low, res.high, len(pairs)]
+    return ComparisonTable(dataset=table.dataset, metric=table.metric, labels=table.labels, rows=rows)
+
+
+def gain_cell(r: pd.Series) -> str:
+    """``+3.1 [1.2, 4.9]`` (x100) or blank."""
+    if "init_gain" not in r or pd.isna(r["init_gain"]):
+        return ""
+    return f"{100 * r['init_gain']:+.1f} [{100 * r['init_low']:.1f}, {100 * r['init_high']:.1f}]"
+
+
+def has_gains(table: ComparisonTable) -> bool:
+    """Whether any row carries a gain over its own initialisation."""
+    return "init_gain" in table.rows and table.rows["init_gain"].notna().any()
+
+
 # ---- rendering ------------------------------------------------------------------------------------
 
 
@@ -352,22 +405,29 @@ def block_title(group: str, source: str, origin: str) -> str:
 def display_rows(table: ComparisonTable, *, with_blocks: bool = True) -> list[list[str]]:
     """Cells of every row (a block title row before each new block when ``with_blocks``)."""
     out, last = [], None
-    width = len(table.labels) + 3
+    gains = has_gains(table)
+    width = len(table.labels) + 3 + gains
     for _, r in table.rows.iterrows():
         block = block_title(r["group"], r["source"], r["origin"])
         if with_blocks and block != last:
             out.append([f"**{block}**" if with_blocks else block] + [""] * (width - 1))
             last = block
         out.append([r["name"], *(cell(r[lab], r[f"{lab}_std"]) for lab in table.labels),
-                    cell(r["avg"], r["avg_std"]), f"{int(r['coverage'])}/{len(table.labels)}"])
+                    cell(r["avg"], r["avg_std"]), *([gain_cell(r)] if gains else []),
+                    f"{int(r['coverage'])}/{len(table.labels)}"])
     return out
 
 
 def caption(table: ComparisonTable) -> str:
     """One line saying what the numbers are."""
-    return (f"{table.dataset}: per-label {table.metric_name} x100; ssfbench rows mean ± std over folds "
+    text = (f"{table.dataset}: per-label {table.metric_name} x100; ssfbench rows mean ± std over folds "
             f"(or seeds); * = reported in the original work, (Re.) = reproduced by the paper; "
             f"coverage = labels with a value; no average over missing labels")
+    if has_gains(table):
+        text += (f"; {INIT_HEADER} = the row's gain over its own initialisation (the same seeds at step 0, "
+                 "BatchNorm statistics re-estimated on pretraining frames, as the Random init floor), mean "
+                 "over seeds, pooled over folds, paired bootstrap over test subjects")
+    return text
 
 
 def render_table(table: ComparisonTable, fmt: str = "md") -> str:
@@ -377,7 +437,7 @@ def render_table(table: ComparisonTable, fmt: str = "md") -> str:
         return table_frame(table).to_csv(index=False, float_format="%.2f")
     if fmt not in TABLEFMT:
         raise UserError(f"--format: expected md, csv or latex, got {fmt!r}")
-    headers = ["method", *table.labels, "avg", "coverage"]
+    headers = ["method", *table.labels, "avg", *([INIT_HEADER] if has_gains(table) else []), "coverage"]
     rows = display_rows(table, with_blocks=True)
     if fmt == "latex":
         rows = [[c.replace("**", "") for c in r] for r in rows]
@@ -395,6 +455,9 @@ def table_frame(table: ComparisonTable) -> pd.DataFrame:
         frame[lab] = 100 * r[lab].astype(float)
     for lab in [*table.labels, "avg"]:
         frame[f"{lab}_std"] = 100 * r[f"{lab}_std"].astype(float)
+    for col in INIT_COLUMNS:
+        if col in r:
+            frame[col] = r[col].astype(float) * (1 if col == "init_seeds" else 100)
     frame["coverage"] = r["coverage"].astype(int)
     frame["n_labels"] = len(table.labels)
     frame["run_id"] = r["run_id"]
@@ -486,4 +549,4 @@ def resolve_run(results: Sequence[dict], dataset: str, ref: str, *, option: str 
 
 __all__ = ["ComparisonTable", "PAPER_FILES", "comparison_table", "paper_table", "paper_rows", "our_rows",
            "committed_rows", "filter_methods", "add_coverage", "order_rows", "render_table", "render_summary",
-           "summary_frame", "table_frame", "cell", "resolve_run"]
+           "summary_frame", "table_frame", "cell", "resolve_run", "add_init_gains", "init_pairs"]

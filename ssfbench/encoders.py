@@ -1,4 +1,10 @@
-"""The shared image encoder: a timm trunk without classifier, a linear projection, L2 norm."""
+"""The shared image encoder: a timm trunk without classifier, a linear projection, L2 norm.
+
+Every trunk starts with every layer live: timm zero-initialises the last normalisation layer of each
+residual branch by default (``zero_init_last``), which leaves an untrained ResNet-18 its stem and
+stride-2 shortcuts and lets it see about 7 % of a 64 px input; the harness re-initialises such
+layers to scale 1, as torchvision's ResNets start (the authors' starting point).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ def create_trunk(backbone: str, pretrained: str | None = None) -> nn.Module:
     if pretrained == "imagenet":
         return _create_offline_pretrained(backbone)
     trunk = timm.create_model(backbone, pretrained=False, num_classes=0)
+    revive_zero_init(trunk)
     if pretrained:
         path = Path(pretrained)
         if not path.is_file():
@@ -36,6 +43,21 @@ def create_trunk(backbone: str, pretrained: str | None = None) -> nn.Module:
         if missing:
             raise UserError(f"{path}: not a {backbone} state dict (missing keys: {', '.join(missing[:5])} ...)")
     return trunk
+
+
+def revive_zero_init(model: nn.Module) -> list[str]:
+    """Set every normalisation layer whose scale is identically zero to scale 1 (timm's
+    ``zero_init_last`` of residual branches, in whatever model it is applied); returns their names.
+    Uses no random numbers, so the other initial weights drawn from the seed are unchanged."""
+    revived = []
+    for name, module in model.named_modules():
+        weight = getattr(module, "weight", None)
+        is_norm = isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm))
+        if is_norm and isinstance(weight, torch.Tensor) and weight.numel() and not weight.detach().any():
+            with torch.no_grad():
+                weight.fill_(1.0)
+            revived.append(name)
+    return revived
 
 
 def _create_offline_pretrained(backbone: str) -> nn.Module:

@@ -152,6 +152,13 @@ class Method(nn.Module, abc.ABC):
         v = self.variant()
         return f"{self.name.capitalize()} {v}".strip()
 
+    def batchnorm_from_data(self) -> bool:
+        """For untrained methods (``trainable`` False): whether the harness re-estimates their BatchNorm
+        statistics on the pretraining videos before embedding (:mod:`ssfbench.batchnorm`), so they
+        are evaluated like trained encoders. Trained methods get theirs from training; any method
+        scored at ``--steps 0`` is re-estimated the same way."""
+        return False
+
     def load_released_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load weights released in another layout (the default: this module's own layout)."""
         self.load_state_dict(state_dict)

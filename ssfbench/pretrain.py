@@ -21,6 +21,10 @@ and rank 0 alone validates, logs and writes checkpoints. At every epoch end (and
 ``sync_check_every`` steps) the ranks compare digests of their parameters and stop with an error if
 they ever differ; the history records the check.
 
+At ``steps = 0`` the checkpoint is the method's initialisation with its BatchNorm statistics
+re-estimated on the training videos (:mod:`ssfbench.batchnorm`): the paired control of every
+trained run, evaluated like the ``random`` floor.
+
 Each epoch's record carries ``train_frames_per_s``: frames through the whole training path (data
 loading, device copy, preprocessing, jitter, forward, backward, optimiser step; validation and
 checkpoint writes excluded) per second of wall time, summed over ranks.
@@ -44,6 +48,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ssfbench import distributed
+from ssfbench.batchnorm import reestimate_batchnorm
 from ssfbench.checkpoint import save_checkpoint, torch_save_stable
 from ssfbench.data import VideoSource
 from ssfbench.device import autocast, resolve_device
@@ -300,7 +305,7 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
     if not settings.resume and main:
         last_path.unlink(missing_ok=True)
     distributed.barrier()
-    saved, running = None, []
+    saved, running, batchnorm = None, [], None
     if last_path.is_file():
         saved = load_resume_state(last_path, device)
         method.load_state_dict(saved["model"])
@@ -310,10 +315,12 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
             print(f"resuming {method.display_name()} from {last_path} at step {state['step']}/{settings.steps}",
                   file=sys.stderr)
     elif main:
+        if settings.steps == 0:  # the method scored at its own initialisation: statistics like the floor's
+            batchnorm = reestimate_batchnorm(method, videos, train_ids, seed=settings.seed, device=device)
         state["history"].append({"epoch": 0, "step": 0, **validate(method, val, device, method.config.batch_size)})
     loss_module = _loss_module(method, device)
 
-    base_meta = {**(meta or {}), "pretrain": {"steps": settings.steps, "seed": settings.seed,
+    base_meta = {**(meta or {}), **({"batchnorm": batchnorm} if batchnorm else {}), "pretrain": {"steps": settings.steps, "seed": settings.seed,
                                               "train_videos": len(stream.usable),
                                               "val_videos": len(val) if main else None, "processes": world.size,
                                               "offsets": method.frame_offsets(), "dataset": videos.name,

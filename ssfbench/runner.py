@@ -38,6 +38,7 @@ import torch
 
 import ssfbench
 from ssfbench import distributed
+from ssfbench.batchnorm import BN_BATCH, BN_FRAMES, BN_STREAM, reestimate_batchnorm
 from ssfbench.cache import cached_embeddings, read_cache
 from ssfbench.checkpoint import load_checkpoint, load_weights, save_checkpoint, sha256_file
 from ssfbench.data import Fold, LabeledFrames, VideoSource
@@ -45,7 +46,7 @@ from ssfbench.embed import iter_embeddings, serve_embedding_shards, sharded_embe
 from ssfbench.errors import UserError
 from ssfbench.method import Method
 from ssfbench.metrics import NoPositivesWarning, per_label_auc, per_label_f1
-from ssfbench.pretrain import PretrainSettings, pretrain
+from ssfbench.pretrain import PretrainSettings, pretrain, split_videos
 from ssfbench.probe import PROBE_DEFAULTS, fit_predict
 from ssfbench.registry import get_dataset, get_method
 from ssfbench.results import summarise_folds, write_leaderboards, write_result
@@ -93,6 +94,8 @@ class RunSpec:
     reuse_only: bool = False
     #: under torchrun: also compare the ranks' parameters every this many steps (0: epoch ends only)
     sync_check_every: int = 0
+    #: ``run`` of a pretrained method also scores its step-0 control (:func:`init_control_spec`)
+    init_control: bool = True
 
 
 def build_method(spec: RunSpec, num_labels: int | None = None) -> Method:
@@ -137,6 +140,23 @@ def open_dataset(name: str, spec: RunSpec):
         raise UserError(f"--data-option: dataset {name!r}: {exc}") from None
 
 
+def uses_videos(spec: RunSpec, method: Method) -> bool:
+    """Whether the run reads the pretraining videos: to pretrain, or to estimate the BatchNorm
+    statistics of an untrained floor (``Method.batchnorm_from_data``)."""
+    if spec.weights is not None or method.needs_labels:
+        return False
+    return method.trainable or method.batchnorm_from_data()
+
+
+def init_control_spec(spec: RunSpec, method: Method) -> RunSpec | None:
+    """The run that scores ``spec``'s encoder at its own initialisation (``steps=0``: the same seeded
+    weights, BatchNorm statistics re-estimated like the floor's), or None when there is none to pair
+    with (untrained, loaded or label-trained methods, or a run that is itself at step 0)."""
+    if not (method.trainable and uses_videos(spec, method)) or spec.steps == 0:
+        return None
+    return dataclasses.replace(spec, steps=0)
+
+
 def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None) -> tuple[str, str, str]:
     """``(config_hash, variant, run_id)``. The variant names the method's own setting plus every
     setting that differs from the harness defaults, so leaderboard rows never mix budgets."""
@@ -152,10 +172,14 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
         identity.update(steps=spec.steps, trained_on="each fold's training labels")
         if spec.steps != DEFAULT_STEPS:
             parts.append(f"steps={spec.steps}")
-    elif method.trainable:
-        identity.update(steps=spec.steps, pretrain_data=spec.pretrain_data, pretrain_fingerprint=pretrain_fingerprint)
-        if spec.steps != DEFAULT_STEPS:
-            parts.append(f"steps={spec.steps}")
+    elif uses_videos(spec, method):
+        identity.update(pretrain_data=spec.pretrain_data, pretrain_fingerprint=pretrain_fingerprint)
+        if method.trainable:
+            identity["steps"] = spec.steps
+            if spec.steps != DEFAULT_STEPS:
+                parts.append(f"steps={spec.steps}")
+        if not method.trainable or spec.steps == 0:
+            identity["batchnorm"] = {"frames": BN_FRAMES, "batch_size": BN_BATCH, "stream": BN_STREAM}
         if spec.pretrain_data != "synth-vox":
             parts.append(f"data={spec.pretrain_data}")
         parts += [f"{spec.pretrain_data}.{k}={v}" for k, v in sorted(spec.dataset_options.get(spec.pretrain_data, {}).items())]
@@ -195,6 +219,9 @@ def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSo
     elif not method.trainable:
         method = build_method(spec)  # weights drawn from the seed just set
         if main:
+            if videos is not None and method.batchnorm_from_data():
+                train_ids = split_videos(len(videos), PretrainSettings.val_fraction, spec.seed)[0]
+                meta = {**meta, "batchnorm": reestimate_batchnorm(method, videos, train_ids, seed=spec.seed)}
             save_checkpoint(method, best, {**meta, "completed": True})
     else:
         settings = PretrainSettings(steps=spec.steps, seed=spec.seed, device=spec.device,
@@ -467,7 +494,7 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
         raise UserError(f"--weights: method {method.name!r} trains on each fold's labels; give its backbone "
                         "init with --pretrained (imagenet or a state-dict path) instead")
     videos = None
-    if method.trainable and spec.weights is None and not method.needs_labels:
+    if uses_videos(spec, method):
         videos = open_dataset(spec.pretrain_data, spec)
         if not isinstance(videos, VideoSource):
             raise UserError(f"dataset {spec.pretrain_data!r} is not a video dataset; pretraining needs videos")
@@ -488,6 +515,12 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
             raise UserError(f"method {method.name!r} fine-tunes one encoder per fold in one process; "
                             "run it without torchrun")
         return _run_per_fold(spec, method, eval_sets, run_dir, run_id, config_hash, variant, meta)
+    control = init_control_spec(spec, method)
+    init_control = None
+    if control is not None:
+        init_control = run_identity(control, method, videos.fingerprint())[2]
+        if spec.init_control and spec.stop_after is None and not spec.reuse_only:
+            run(control)  # the paired control first: this encoder at its own initialisation
     method, digest, record = obtain_encoder(spec, method, run_dir, videos, meta)
     pretrain_s = time.time() - started
     if spec.stop_after == "pretrain":
@@ -505,7 +538,8 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
             seed=spec.seed, data_seed=spec.data_seed, scores=scores,
             checkpoint=str(run_dir / "best.pt"), checkpoint_sha256=digest,
             method_config=method.config.to_dict(), image_size=spec.image_size,
-            pretrain={k: record.get(k) for k in ("pretrain", "selected") if k in record},
+            pretrain={k: record.get(k) for k in ("pretrain", "selected", "batchnorm") if k in record},
+            init_control=init_control,
             wall_s={"pretrain": round(pretrain_s, 1)}, rerun=rerun_info(spec),
         )
         write_result(spec.out / "results", result)

@@ -53,8 +53,10 @@ def test_run_end_to_end_tiny(tmp_path, capsys):
     code, stdout, _ = run_main(["run", "--method", "ranking", "--k", "2", "--out", str(out), *TINY], capsys)
     assert code == 0
     assert "synth-au: per-label F1" in stdout and "synth-expr: per-label AUC" in stdout
-    results = sorted((out / "results" / "runs").glob("*/*.json"))
+    results = sorted((out / "results" / "runs").glob("ranking-k2-steps2-*/*.json"))
     assert [p.name for p in results] == ["synth-au.json", "synth-expr.json"]
+    controls = sorted((out / "results" / "runs").glob("ranking-k2-steps0-*/*.json"))  # its step-0 control
+    assert [p.name for p in controls] == ["synth-au.json", "synth-expr.json"]
     au = json.loads(results[0].read_text())
     assert au["method"] == "ranking" and au["variant"].startswith("k=2")
     assert set(au["scores_per_fold"]) == {"fold1", "fold2", "fold3"}

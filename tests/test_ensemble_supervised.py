@@ -18,7 +18,7 @@ from ssfbench.results import read_leaderboard
 from ssfbench.runner import RunSpec, ensemble, probe_dataset
 
 AU_OPTIONS = {"subjects": 3, "videos_per_subject": 1, "frames": 20}
-TINY = ["--backbone", "test_resnet", "--image-size", "32", "--steps", "2", "--batch-size", "4", "--workers", "0",
+TINY = ["--no-init-control", "--backbone", "test_resnet", "--image-size", "32", "--steps", "2", "--batch-size", "4", "--workers", "0",
         "--quiet", "--datasets", "synth-au",
         "--data-option", "synth-vox.identities=5", "--data-option", "synth-vox.videos_per_identity=1",
         "--data-option", "synth-vox.frames=20",

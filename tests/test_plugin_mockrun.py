@@ -68,7 +68,7 @@ class NotAMethod:
     summary = "not a Method subclass"
 '''
 
-TINY_RUN = ["--backbone", "test_resnet", "--image-size", "32", "--steps", "2", "--batch-size", "4",
+TINY_RUN = ["--no-init-control", "--backbone", "test_resnet", "--image-size", "32", "--steps", "2", "--batch-size", "4",
             "--workers", "0", "--quiet", "--datasets", "synth-au",
             "--data-option", "synth-vox.identities=5", "--data-option", "synth-vox.videos_per_identity=1",
             "--data-option", "synth-vox.frames=40", "--data-option", "synth-au.subjects=3",

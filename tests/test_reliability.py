@@ -37,7 +37,7 @@ ATTRS = {"method": "ranking", "checkpoint_sha256": "ab" * 32, "dataset": "synth-
          "preprocess": {"input_size": 32}, "ssfbench_version": "0.1.0", "protocol_version": "1"}
 KEYS = np.array([f"s{i // 4}/{i:04d}" for i in range(10)])
 EMB = np.random.default_rng(0).normal(size=(len(KEYS), 3)).astype(np.float32)
-TINY = ["--image-size", "32", "--steps", "2", "--batch-size", "4", "--workers", "0", "--quiet",
+TINY = ["--no-init-control", "--image-size", "32", "--steps", "2", "--batch-size", "4", "--workers", "0", "--quiet",
         "--data-option", "synth-vox.identities=8", "--data-option", "synth-au.subjects=6",
         "--data-option", "synth-expr.identities=24"]
 

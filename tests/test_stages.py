@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cli_runner import run_main
 
-TINY = ["--method", "ranking", "--k", "1", "--image-size", "32", "--steps", "2", "--batch-size", "4",
+TINY = ["--no-init-control", "--method", "ranking", "--k", "1", "--image-size", "32", "--steps", "2", "--batch-size", "4",
         "--workers", "0", "--quiet", "--data-option", "synth-vox.identities=8", "--datasets", "synth-au",
         "--data-option", "synth-au.subjects=6"]
 
