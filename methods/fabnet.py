@@ -101,6 +101,11 @@ class FabNet(WarpingMethod):
         recon = self.reconstruct(frames)
         return {"recon": (1.0, (recon - frames[:, 0].float()).abs().flatten(1).mean(1))}
 
+    def released_state_dict(self, payload: dict) -> dict:
+        """The authors' files keep the model under ``state_dict_model`` (their ``state_dict`` is the probe)."""
+        state = payload.get("state_dict_model")
+        return state if isinstance(state, dict) else super().released_state_dict(payload)
+
     def released_key_map(self) -> dict[str, str]:
         """The authors' ``nn.Sequential`` indices -> named modules (eight-conv layout)."""
         convs = [0, 2, 5, 8, 11, 14, 17, 20]

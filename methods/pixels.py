@@ -16,6 +16,7 @@ class PixelsFloor(Method):
     """Raw pixels pooled to a 16x16 grid: no learning at all."""
 
     name = "pixels"
+    role = "floor"
     summary = "floor: raw pixels average-pooled to 16x16 (768-d), no learning"
     trainable = False
     grid = 16

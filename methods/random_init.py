@@ -30,6 +30,7 @@ class RandomInit(Method):
     """Untrained encoder (random initialisation): the floor every table needs."""
 
     name = "random"
+    role = "floor"
     summary = ("floor: the ranking encoder (timm trunk + Linear 256 + L2) at random initialisation, untrained; "
                "BatchNorm statistics from pretraining frames (--set bn_stats=init: 0/1)")
     Config = RandomInitConfig

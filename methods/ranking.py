@@ -36,6 +36,7 @@ class RankingMethod(Method):
     summary = "temporal ranking triplet loss (Lu et al., BMVC 2020): anchor, sibling, N frames at interval k"
     Config = RankingConfig
     selection = ("ranking_accuracy", "max")
+    ensemble_axis = "k"
 
     def build(self) -> None:
         cfg = self.config

@@ -37,6 +37,7 @@ class SupervisedMethod(Method):
     """Encoder + probe head trained on a fold's labels; evaluated through the encoder alone."""
 
     name = "supervised"
+    role = "supervised"
     summary = "ceiling: the ranking encoder fine-tuned per fold on that fold's training labels (probe's BCE)"
     Config = SupervisedConfig
     needs_labels = True

@@ -177,6 +177,26 @@ def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
         raise CacheMismatch(path, [f"not a readable HDF5 embedding cache ({type(e).__name__})"]) from None
 
 
+def read_complete(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """``(embeddings float32 [N, D], keys str [N], attributes)`` of a complete cache, whatever it was
+    made for (the caller checks the attributes it cares about); :class:`UserError` naming the file
+    when it is missing, incomplete, unreadable or its row counts disagree."""
+    if not os.path.exists(path):
+        raise UserError(f"{path}: no embedding cache at this path")
+    attrs = read_attrs(path)
+    if not bool(attrs.get("complete", False)):
+        raise UserError(f"{path}: embedding cache is incomplete (interrupted write?)")
+    try:
+        with h5py.File(path, "r") as f:
+            embeddings = f["embeddings"][...].astype(np.float32, copy=False)
+            keys = np.asarray(f["keys"].asstr()[...], dtype=str)
+    except (OSError, KeyError) as e:
+        raise UserError(f"{path}: not a readable embedding cache ({type(e).__name__})") from None
+    if embeddings.ndim != 2 or len(embeddings) != len(keys):
+        raise UserError(f"{path}: {len(embeddings)} embedding rows for {len(keys)} keys")
+    return embeddings, keys, attrs
+
+
 def _differences(cached: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
     """``'name: cached a, requested b'`` for each key attribute that differs."""
     out = []

@@ -102,12 +102,8 @@ def load_weights(method: Method, path: Path) -> None:
         if payload["method"] != method.name:
             raise UserError(f"{path}: checkpoint of method {payload['method']!r}, not {method.name!r}")
         state = payload["state_dict"]
-    elif isinstance(payload, dict) and isinstance(payload.get("state_dict_model"), dict):
-        state = payload["state_dict_model"]  # FAb-Net's releases: "state_dict" there is the probe
-    elif isinstance(payload, dict) and isinstance(payload.get("state_dict"), dict):
-        state = payload["state_dict"]
     elif isinstance(payload, dict):
-        state = payload
+        state = method.released_state_dict(payload)
     else:
         raise UserError(f"{path}: expected a state dict, got {type(payload).__name__}")
     state = {k.removeprefix("module."): v for k, v in state.items()}

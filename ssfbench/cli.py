@@ -258,7 +258,7 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
                    checkpoint_every=checkpoint_every, embed_batch_size=embed_batch_size, argv=invocation(),
                    stop_after=stop_after, sync_check_every=check_sync_every, reuse_only=reuse_only,
                    init_control=init_control)
-    members: dict[int, list[list[dict]]] = {}
+    members: dict[int, list] = {}  # seed -> RunOutput per k
     for k in tuple(dict.fromkeys(ks)) or (None,):
         for s in seeds or (seed,):
             spec_overrides = dict(overrides) if k is None else {**overrides, "k": k}
@@ -271,7 +271,7 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
             if not distributed.world().is_main:
                 continue
             if stop_after is None:
-                print_results(members[s][-1], out)
+                print_results(members[s][-1].results, out)
             else:
                 print_stage(members[s][-1])
     if ensemble and len(set(ks)) > 1 and distributed.world().is_main:
@@ -300,27 +300,29 @@ def epochs_to_steps(spec, epochs: int) -> int:
     return epochs * max(1, n_train // method.config.batch_size)
 
 
-def print_stage(results: list[dict]) -> None:
-    """What ``pretrain`` / ``embed`` produced: the checkpoint, then one cache per dataset."""
-    click.echo(f"checkpoint: {results[0]['checkpoint'] if 'checkpoint' in results[0] else results[0]['run_id']} "
-               f"(sha256 {results[0]['checkpoint_sha256'][:12]})")
-    for result in results:
-        if "cache" in result:
-            click.echo(f"embeddings of {result['dataset']}: {result['cache']}")
+def print_stage(output) -> None:
+    """What ``pretrain`` / ``embed`` produced (a :class:`~ssfbench.records.RunOutput`): the
+    checkpoint, then one cache per dataset."""
+    click.echo(f"checkpoint: {output.checkpoint or output.run_id} (sha256 {output.checkpoint_sha256[:12]})")
+    for dataset, cache in output.caches.items():
+        click.echo(f"embeddings of {dataset}: {cache}")
 
 
-def print_results(results: list[dict], out: Path) -> None:
-    """Print, per dataset, this run's per-label scores among every row of that leaderboard."""
+def print_results(results: list, out: Path) -> None:
+    """Print, per dataset, this run's per-label scores (:class:`~ssfbench.records.Result`) among every
+    row of that leaderboard."""
+    from ssfbench.layout import OutputLayout
     from ssfbench.results import read_leaderboard
     from ssfbench.tables import METRIC_NAMES, leaderboard_table
 
+    layout = OutputLayout(out)
     for result in results:
-        board = read_leaderboard(out / "results" / f"{result['dataset']}.csv")
+        board = read_leaderboard(layout.results.leaderboard(result["dataset"]))
         metric = METRIC_NAMES[result["metric"]]
         click.echo(f"\n{result['dataset']}: per-label {metric} x100, mean over {len(result['scores_per_fold'])} "
                    f"fold(s); avg = mean over labels, ± = std over folds (or seeds); * = this run")
         click.echo(leaderboard_table(board, result["labels"], highlight=result["config_hash"]))
-        path = out / 'results' / 'runs' / result['run_id'] / (result['dataset'] + '.json')
+        path = layout.results.result(result["run_id"], result["dataset"])
         click.echo(f"results: {path}")
         notes = result.get("warnings") or []
         if notes:

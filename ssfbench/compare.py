@@ -27,6 +27,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from ssfbench.errors import UserError
+from ssfbench.records import role_of
 from ssfbench.results import build_leaderboard, label_columns, load_results, read_leaderboard
 from ssfbench.tables import METRIC_NAMES, row_name
 
@@ -44,9 +45,9 @@ GROUPS = ("self-supervised", "supervised", "floors and ceilings")
 SOURCES = ("paper", "paper-reproduced", "paper-ours", "ssfbench", "ceiling")
 ORIGIN_PAPER, ORIGIN_OUT, ORIGIN_COMMITTED = "paper", "your runs", "committed"
 ORIGINS = (ORIGIN_PAPER, ORIGIN_OUT, ORIGIN_COMMITTED)
-#: ssfbench methods outside the self-supervised group
-SUPERVISED_METHODS = frozenset({"supervised"})
-REFERENCE_METHODS = frozenset({"random", "pixels", "true-intensities"})
+#: table group of each method role (``Method.role``, recorded in results and leaderboards)
+ROLE_GROUPS = {"self-supervised": "self-supervised", "supervised": "supervised",
+               "floor": "floors and ceilings", "ceiling": "floors and ceilings"}
 
 BLOCK_TITLES = {
     "paper": "reported in the original work (*)",
@@ -125,13 +126,12 @@ def paper_table(name: str) -> pd.DataFrame:
 # ---- normalising rows -------------------------------------------------------------------------
 
 
-def group_of(method: str, source: str, group: str = "") -> str:
-    """The paper's row group: the paper's own ``group`` column for its rows, else by method."""
+def group_of(method: str, source: str, group: str = "", role: str = "") -> str:
+    """The paper's row group: the paper's own ``group`` column for its rows, else by the method's
+    role (recorded with the results; older leaderboards without it: by method name)."""
     if group:
         return group
-    if source == "ceiling" or method in REFERENCE_METHODS:
-        return "floors and ceilings"
-    return "supervised" if method in SUPERVISED_METHODS else "self-supervised"
+    return ROLE_GROUPS[role if role in ROLE_GROUPS else role_of({"method": method, "source": source})]
 
 
 def normalise(board: pd.DataFrame, *, origin: str) -> pd.DataFrame:
@@ -141,8 +141,9 @@ def normalise(board: pd.DataFrame, *, origin: str) -> pd.DataFrame:
     labels = label_columns(board)
     scale = np.where(board.get("unit", pd.Series("", index=board.index)).eq("percent"), 0.01, 1.0)
     out = pd.DataFrame({
-        "group": [group_of(m, s, g) for m, s, g in zip(board["method"], board["source"],
-                                                       board.get("group", pd.Series("", index=board.index)))],
+        "group": [group_of(m, s, g, r) for m, s, g, r in zip(
+            board["method"], board["source"], board.get("group", pd.Series("", index=board.index)),
+            board.get("role", pd.Series("", index=board.index)))],
         "source": board["source"].replace("", "ssfbench"), "origin": origin,
         "method": board["method"], "variant": board["variant"], "backbone": board["backbone"],
         "name": [_display(r) for _, r in board.iterrows()], "order": np.arange(len(board)),

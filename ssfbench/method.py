@@ -85,6 +85,12 @@ class Method(nn.Module, abc.ABC):
     #: dataset's label count and trains one copy per fold with ``label_loss`` (own checkpoint and
     #: embedding cache per fold) before the same frozen-encoder probe
     needs_labels: ClassVar[bool] = False
+    #: where tables put the method's rows: ``self-supervised``, ``supervised`` (trained on the
+    #: evaluation labels) or ``floor`` (a reference every method should beat); recorded in results
+    role: ClassVar[Literal["self-supervised", "supervised", "floor"]] = "self-supervised"
+    #: the setting that ``--k 1 2 4``-style runs vary to build an ensemble row (concatenated
+    #: embeddings of one encoder per value); None: the method has no ensemble
+    ensemble_axis: ClassVar[str | None] = None
 
     def __init__(self, config: MethodConfig | None = None, *, backbone: str = "resnet18",
                  image_size: int = 64, pretrained: str | None = None) -> None:
@@ -158,6 +164,17 @@ class Method(nn.Module, abc.ABC):
         are evaluated like trained encoders. Trained methods get theirs from training; any method
         scored at ``--steps 0`` is re-estimated the same way."""
         return False
+
+    @classmethod
+    def ensemble_display_name(cls) -> str:
+        """Row name of an ensemble along ``ensemble_axis``, e.g. ``Ranking Ensemble``."""
+        return f"{cls.name.capitalize()} Ensemble"
+
+    def released_state_dict(self, payload: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The model's state dict inside a released weights file's top-level dict: its ``state_dict``
+        entry when there is one, else the dict itself. Override for releases that store it elsewhere."""
+        state = payload.get("state_dict")
+        return state if isinstance(state, dict) else payload
 
     def load_released_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load weights released in another layout (the default: this module's own layout)."""

@@ -46,6 +46,8 @@ class Registry(Generic[T]):
         self._builtins = builtins
         self._entries: dict[str, Entry] | None = None
         self.problems: dict[str, str] = {}
+        #: plugins that lost a name clash: ``(entry, message)``, listed by :meth:`describe`
+        self.clashes: list[tuple[Entry, str]] = []
 
     # ---- discovery -------------------------------------------------------------------------
     def _discover(self) -> dict[str, Entry]:
@@ -58,6 +60,7 @@ class Registry(Generic[T]):
                 msg = (f"{self.kind} {ep.name!r} from plugin {origin!r} ({ep.value}) clashes with the "
                        f"{entries[ep.name].origin} one, which is kept")
                 self.problems[f"{ep.name} ({origin})"] = msg
+                self.clashes.append((Entry(ep.name, ep.value, origin), msg))
                 warnings.warn(msg, PluginWarning, stacklevel=3)
                 continue
             entries[ep.name] = Entry(ep.name, ep.value, origin)
@@ -112,7 +115,8 @@ class Registry(Generic[T]):
         return self._resolve(entries[name])
 
     def describe(self) -> list[tuple[str, str, str]]:
-        """``(name, one-line summary or the problem, origin)`` for every name; never raises."""
+        """``(name, one-line summary or the problem, origin)`` for every name, and one row per plugin
+        that lost a name clash (``NOT USED: ...``); never raises."""
         rows = []
         for name, entry in sorted(self._discover().items()):
             try:
@@ -120,12 +124,14 @@ class Registry(Generic[T]):
             except UserError as exc:
                 summary = f"BROKEN: {exc}"
             rows.append((name, summary, entry.origin))
-        return rows
+        rows += [(entry.name, f"NOT USED: {msg}", entry.origin) for entry, msg in self.clashes]
+        return sorted(rows, key=lambda r: (r[0], r[1].startswith("NOT USED")))
 
     def reset(self) -> None:
         """Forget discovered entries (after installing a plugin in the same process, or in tests)."""
         self._entries = None
         self.problems = {}
+        self.clashes = []
 
 
 METHODS: Registry[Method] = Registry(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,15 @@ import numpy as np
 import pandas as pd
 
 from ssfbench.fileio import atomic_write_bytes
+from ssfbench.layout import ResultsLayout
+from ssfbench.records import SCHEMA, Result, ResultFileError, role_of
 
-SCHEMA = "ssfbench.result/1"
+__all__ = ["SCHEMA", "Result", "ResultFileWarning", "result_path", "write_result", "load_results",
+           "build_leaderboard", "write_leaderboards", "read_leaderboard", "label_columns", "summarise_folds"]
+
+
+class ResultFileWarning(UserWarning):
+    """A results JSON was skipped: unreadable, not following the schema, or inconsistent."""
 PROVENANCE = ["run_id", "config_hash", "protocol_version", "ssfbench_version", "date"]
 
 
@@ -36,20 +44,29 @@ def summarise_folds(per_fold: dict[str, dict[str, float]], labels: list[str]) ->
 
 def result_path(results_dir: Path, run_id: str, dataset: str) -> Path:
     """Where the result of ``run_id`` on ``dataset`` lives under ``results_dir``."""
-    return results_dir / "runs" / run_id / f"{dataset}.json"
+    return ResultsLayout(Path(results_dir)).result(run_id, dataset)
 
 
-def write_result(results_dir: Path, result: dict[str, Any]) -> Path:
+def write_result(results_dir: Path, result: Result | dict[str, Any]) -> Path:
     """Write one result atomically; returns its path. Per-frame test predictions under
     ``"test_predictions"`` (from ``probe_dataset``) are moved out of ``result`` into
     ``<dataset>.predictions.npz`` beside the JSON, written first, and ``result["predictions"]`` names it."""
-    path = result_path(results_dir, result["run_id"], result["dataset"])
-    preds = result.pop("test_predictions", None)
+    plain = result if isinstance(result, dict) else None
+    if plain is not None:
+        preds = plain.pop("test_predictions", None)
+        result = Result.from_json(plain, where=f"result of {plain.get('run_id')!r}")
+    else:
+        preds = result.extra.pop("test_predictions", None)
+    layout = ResultsLayout(Path(results_dir))
+    path = layout.result(result.run_id, result.dataset)
     if preds is not None:
-        from ssfbench.bootstrap import predictions_path, write_predictions
+        from ssfbench.bootstrap import write_predictions
 
-        result["predictions"] = write_predictions(predictions_path(path), preds).name
-    text = json.dumps(_jsonable(result), indent=2, sort_keys=True) + "\n"
+        name = write_predictions(layout.predictions(result.run_id, result.dataset), preds).name
+        result.extra["predictions"] = name
+        if plain is not None:
+            plain["predictions"] = name
+    text = json.dumps(_jsonable(result.to_json()), indent=2, sort_keys=True) + "\n"
     atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text))
     return path
 
@@ -66,13 +83,26 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def load_results(results_dir: Path) -> list[dict[str, Any]]:
-    """Every result JSON under ``results_dir/runs`` (sorted by path, so the order is stable)."""
+def load_results(results_dir: Path) -> list[Result]:
+    """Every valid result JSON under ``results_dir/runs`` (sorted by path, so the order is stable).
+    A file that cannot be read, does not follow the schema (``results/README.md``) or whose averages
+    disagree with its per-label scores is skipped with one :class:`ResultFileWarning` naming it."""
     out = []
-    for path in sorted((Path(results_dir) / "runs").glob("*/*.json")):
-        data = json.loads(path.read_text())
-        if data.get("schema") == SCHEMA:
-            out.append(data)
+    for path in ResultsLayout(Path(results_dir)).result_files():
+        try:
+            result = Result.from_json(json.loads(path.read_text()), where=str(path))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            warnings.warn(f"{path}: skipped, not readable JSON ({type(exc).__name__})", ResultFileWarning, stacklevel=2)
+            continue
+        except ResultFileError as exc:
+            warnings.warn(f"{exc}; skipped", ResultFileWarning, stacklevel=2)
+            continue
+        problems = result.inconsistencies()
+        if problems:
+            warnings.warn(f"{path}: skipped, its scores disagree ({'; '.join(problems)})", ResultFileWarning,
+                          stacklevel=2)
+            continue
+        out.append(result)
     return out
 
 
@@ -95,6 +125,7 @@ def build_leaderboard(results: list[dict[str, Any]], dataset: str) -> pd.DataFra
         avgs = np.array([np.nan if r["avg"] is None else r["avg"] for r in runs])
         row = {"method": first["method"], "variant": first["variant"], "backbone": first["backbone"],
                "source": first.get("source", "ssfbench"), "display_name": first["display_name"]}
+        extras = {"role": role_of(first)}
         row.update({lab: float(v) for lab, v in zip(labels, means.mean(axis=0))})
         row["avg"] = float(avgs.mean()) if not np.isnan(means).any() else np.nan  # no average over missing labels
         row["avg_std"] = float(avgs.std()) if len(runs) > 1 else _fold_std(first, first.get("avg_std"))
@@ -107,6 +138,7 @@ def build_leaderboard(results: list[dict[str, Any]], dataset: str) -> pd.DataFra
         row["date"] = max(r["date"] for r in runs)
         row["metric"] = first.get("metric", "")
         row["n_folds"] = len(first.get("scores_per_fold") or {})
+        row.update(extras)
         stds = means.std(axis=0) if len(runs) > 1 else [_fold_std(first, (first.get("std") or {}).get(lab))
                                                          for lab in labels]
         row.update({f"{lab}_std": float(v) for lab, v in zip(labels, stds)})  # same spread as avg_std, per label
@@ -130,7 +162,7 @@ def _fold_std(result: dict[str, Any], value: Any) -> float:
 TEXT_COLUMNS = ["method", "variant", "backbone", "source", "display_name", "seeds", "run_id", "config_hash",
                 "protocol_version", "ssfbench_version", "date",
                 # extra text columns of leaderboards and of the paper's tables (results/paper/)
-                "metric", "group", "dataset", "unit", "paper_table", "reference", "note"]
+                "metric", "role", "group", "dataset", "unit", "paper_table", "reference", "note"]
 
 #: leading identity columns of every leaderboard CSV; the label columns follow them, up to ``avg``
 ID_COLUMNS = ["method", "variant", "backbone", "source", "display_name"]

@@ -16,7 +16,6 @@ Scores (over many seeded random queries, the same for every method):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ssfbench.errors import UserError
+from ssfbench.layout import OutputLayout, cache_attributes
 
 UNKNOWN = -1
 
@@ -178,19 +178,11 @@ def pick_queries(targets: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
 def read_embeddings(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     """``(embeddings, keys, attributes)`` of a complete HDF5 embedding cache (``UserError`` otherwise)."""
-    import h5py
+    from ssfbench.cache import read_complete
 
-    path = Path(path)
-    if not path.is_file():
+    if not Path(path).is_file():
         raise UserError(f"{path}: no embedding cache (was the run made with another --from folder?)")
-    try:
-        with h5py.File(path, "r") as f:
-            attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-            if not bool(attrs.get("complete", False)):
-                raise UserError(f"{path}: embedding cache is incomplete")
-            return f["embeddings"][...].astype(np.float32), np.asarray(f["keys"].asstr()[...], dtype=str), attrs
-    except (OSError, KeyError) as exc:
-        raise UserError(f"{path}: not a readable embedding cache ({type(exc).__name__})") from None
+    return read_complete(path)
 
 
 def source_from_result(result: dict, out: Path, name: str | None = None) -> EmbeddingSource:
@@ -200,7 +192,7 @@ def source_from_result(result: dict, out: Path, name: str | None = None) -> Embe
     caches = result.get("ensemble", {}).get("caches") or [result.get("cache")]
     if any(not isinstance(c, str) for c in caches):
         raise UserError(f"run {run_id}: one encoder per fold; retrieval needs a single encoder (pick another --run)")
-    default = Path(out) / "embeddings" / run_id / f"{dataset}.h5"
+    default = OutputLayout(out).cache(run_id, dataset)
     parts, keys, fingerprint = [], None, ""
     for cache in caches:
         path = Path(cache) if Path(cache).is_file() or len(caches) > 1 else default
@@ -224,17 +216,13 @@ def _source_name(result: dict) -> str:
 def source_from_checkpoint(path: Path, dataset, out: Path, device: str = "cpu") -> EmbeddingSource:
     """Embed ``dataset`` with the checkpoint at ``path`` (cached under
     ``out/embeddings/checkpoint-<sha12>/<dataset>.h5``)."""
-    import ssfbench
     from ssfbench.cache import cached_embeddings
     from ssfbench.checkpoint import load_checkpoint
     from ssfbench.embed import embed_frames
 
     method, digest = load_checkpoint(Path(path))
-    attrs = {"method": method.name, "checkpoint_sha256": digest, "dataset": dataset.name,
-             "dataset_fingerprint": dataset.fingerprint(), "preprocess": method.preprocess.to_json(),
-             "face_preprocessing": json.dumps(dataset.preprocessing(), sort_keys=True),
-             "ssfbench_version": ssfbench.__version__}
-    cache = Path(out) / "embeddings" / f"checkpoint-{digest[:12]}" / f"{dataset.name}.h5"
+    attrs = cache_attributes(method, digest, dataset)
+    cache = OutputLayout(out).checkpoint_cache(digest, dataset.name)
     emb = cached_embeddings(cache, attrs, dataset.keys,
                             lambda: embed_frames(method, method.preprocess, dataset, device=device, progress=False))
     return EmbeddingSource(name=f"{method.display_name()} ({Path(path).name})", run_id=f"checkpoint-{digest[:12]}",
@@ -354,7 +342,7 @@ def retrieve_report(*, methods: Sequence[str], runs: Sequence[str], checkpoints:
     from ssfbench.compare import resolve_run
     from ssfbench.results import load_results
 
-    results = load_results(Path(source_dir) / "results")
+    results = load_results(OutputLayout(source_dir).results.root)
     chosen = [resolve_run(results, dataset, m, option="--method") for m in methods]
     chosen += [resolve_run(results, dataset, r, option="--run") for r in runs]
     first = chosen[0] if chosen else {}

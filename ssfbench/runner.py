@@ -44,10 +44,12 @@ from ssfbench.checkpoint import load_checkpoint, load_weights, save_checkpoint, 
 from ssfbench.data import Fold, LabeledFrames, VideoSource
 from ssfbench.embed import iter_embeddings, serve_embedding_shards, sharded_embeddings
 from ssfbench.errors import UserError
+from ssfbench.layout import OutputLayout, cache_attributes, record_path
 from ssfbench.method import Method
 from ssfbench.metrics import NoPositivesWarning, per_label_auc, per_label_f1
 from ssfbench.pretrain import PretrainSettings, pretrain, split_videos
 from ssfbench.probe import PROBE_DEFAULTS, fit_predict
+from ssfbench.records import SCHEMA, Result, RunOutput
 from ssfbench.registry import get_dataset, get_method
 from ssfbench.results import summarise_folds, write_leaderboards, write_result
 
@@ -200,12 +202,12 @@ def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSo
                    meta: dict[str, Any]) -> tuple[Method, str, dict[str, Any]]:
     """The trained (or loaded, or untrained) method, its checkpoint sha256 and its metadata record.
     A completed checkpoint in ``run_dir`` is reused; an interrupted one is resumed."""
-    best = run_dir / "best.pt"
-    record_path = best.with_suffix(".json")
+    best = OutputLayout(spec.out).checkpoint(run_dir.name)
+    record = record_path(best)
     distributed.barrier()
-    if record_path.is_file() and json.loads(record_path.read_text()).get("completed"):
+    if record.is_file() and json.loads(record.read_text()).get("completed"):
         loaded, digest = load_checkpoint(best)
-        return loaded, digest, json.loads(record_path.read_text())
+        return loaded, digest, json.loads(record.read_text())
     if spec.reuse_only:
         raise UserError(f"{best}: no finished encoder for this run; run `ssfbench pretrain` (or `embed`) "
                         "with the same options first")
@@ -231,7 +233,7 @@ def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSo
         pretrain(method, videos, settings, run_dir, meta)
     distributed.barrier()
     loaded, digest = load_checkpoint(best)
-    return loaded, digest, json.loads(record_path.read_text())
+    return loaded, digest, json.loads(record.read_text())
 
 
 def embeddings(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec,
@@ -243,10 +245,7 @@ def embeddings(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpe
     gets the embeddings; the other ranks get None. ``collective=False`` works on this rank alone."""
     from ssfbench.device import resolve_device
 
-    attrs = {"method": method.name, "checkpoint_sha256": digest, "dataset": dataset.name,
-             "dataset_fingerprint": dataset.fingerprint(), "preprocess": method.preprocess.to_json(),
-             "face_preprocessing": json.dumps(dataset.preprocessing(), sort_keys=True),
-             "ssfbench_version": ssfbench.__version__, "protocol_version": ssfbench.PROTOCOL_VERSION}
+    attrs = cache_attributes(method, digest, dataset)
     device = str(resolve_device(spec.device))
     options = {"batch_size": spec.embed_batch_size, "device": device, "num_workers": spec.num_workers}
     sharded = collective and distributed.world().distributed
@@ -274,10 +273,13 @@ def embeddings(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpe
 
 def evaluate(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec, run_id: str) -> dict[str, Any]:
     """Embed ``dataset`` (through the cache) and probe every fold; returns per-fold per-label scores."""
-    cache_path = spec.out / "embeddings" / run_id / f"{dataset.name}.h5"
+    cache_path = OutputLayout(spec.out).cache(run_id, dataset.name)
     started = time.time()
     x = embeddings(method, digest, dataset, spec, cache_path)
     embed_s = time.time() - started
+    if x is not None and x.shape[1] != method.embed_dim:
+        raise UserError(f"{cache_path}: embeddings of width {x.shape[1]}, but method {method.name!r} declares "
+                        f"embed_dim {method.embed_dim}; fix the method's embed or embed_dim")
     if x is None or spec.stop_after == "embed":
         return {"cache": str(cache_path), "timing": {"embed_s": round(embed_s, 2)}}
     started = time.time()
@@ -296,17 +298,18 @@ def evaluate_per_fold(spec: RunSpec, run_dir: Path, run_id: str, dataset: Labele
 
     folds, checkpoints, digests, caches = dataset.folds(), {}, {}, {}
     settings = FinetuneSettings(steps=spec.steps, seed=spec.seed, device=spec.device, progress=spec.progress)
-    fold_dir = run_dir / "folds" / f"{dataset.name}-{dataset.fingerprint()[:8]}"
+    layout = OutputLayout(spec.out)
+    paths = {fold.name: layout.fold_checkpoint(run_id, dataset.name, dataset.fingerprint(), fold.name) for fold in folds}
     started = time.time()
     for fold in folds:
-        path = fold_dir / f"{fold.name}.pt"
-        record = path.with_suffix(".json")
+        path = paths[fold.name]
+        record = record_path(path)
         if not (record.is_file() and json.loads(record.read_text()).get("completed")):
             torch.manual_seed(spec.seed)
             method = build_method(spec, num_labels=len(dataset.label_names))
             finetune(method, dataset, fold.train, settings, path, {**meta, "fold": fold.name})
         checkpoints[fold.name], digests[fold.name] = load_checkpoint(path)
-        caches[fold.name] = spec.out / "embeddings" / run_id / dataset.name / f"{fold.name}.h5"
+        caches[fold.name] = layout.fold_cache(run_id, dataset.name, fold.name)
     train_s = time.time() - started
 
     def features(fold: Fold) -> np.ndarray:
@@ -317,7 +320,7 @@ def evaluate_per_fold(spec: RunSpec, run_dir: Path, run_id: str, dataset: Labele
     dim = checkpoints[folds[0].name].embed_dim if folds else 0
     return {**scores, "n_rows": len(dataset), "embed_dim": int(dim),
             "cache": {f: str(p) for f, p in caches.items()},
-            "checkpoint": {f: str(fold_dir / f"{f}.pt") for f in checkpoints},
+            "checkpoint": {f: str(paths[f]) for f in checkpoints},
             "checkpoint_sha256": digests,
             "timing": {"train_s": round(train_s, 2), "embed_probe_s": round(time.time() - started, 2)}}
 
@@ -442,25 +445,29 @@ def versions() -> dict[str, str]:
 
 
 def result_record(*, run_id: str, config_hash: str, method: str, variant: str, display_name: str, backbone: str,
-                  source: str, dataset: LabeledFrames, seed: int, scores: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """One results-JSON record (schema ``ssfbench.result/1``): identity, provenance, scores, extras."""
+                  source: str, dataset: LabeledFrames, seed: int, scores: dict[str, Any], role: str,
+                  **extra: Any) -> Result:
+    """One result (schema :data:`~ssfbench.records.SCHEMA`): identity, role, provenance, scores, extras;
+    validated as any results file is when read."""
     scores = dict(scores)
     device = scores.pop("probe_device", PROBE_DEFAULTS["device"])
-    return {
-        "schema": "ssfbench.result/1", "protocol_version": ssfbench.PROTOCOL_VERSION,
+    record = {
+        "schema": SCHEMA, "protocol_version": ssfbench.PROTOCOL_VERSION,
         "ssfbench_version": ssfbench.__version__, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run_id": run_id, "config_hash": config_hash, "method": method, "variant": variant,
-        "display_name": display_name, "backbone": backbone, "source": source, "dataset": dataset.name,
+        "display_name": display_name, "backbone": backbone, "source": source, "role": role, "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint(), "seed": seed,
         "probe": {**PROBE_DEFAULTS, "seed": seed, "device": device},
         "versions": versions(), **extra, **scores,
     }
+    return Result.from_json(record, where=f"result of {run_id} on {dataset.name}")
 
 
-def calibrate(spec: RunSpec) -> list[dict[str, Any]]:
+def calibrate(spec: RunSpec) -> list[Result]:
     """The synthetic benchmark's ceiling: the same probe on the true AU intensities of every frame.
-    Written as results (source ``ceiling``) so the tables show it beside the methods."""
+    Written as results (source and role ``ceiling``) so the tables show it beside the methods."""
     results = []
+    layout = OutputLayout(spec.out)
     for name in spec.datasets:
         ds = open_dataset(name, spec)
         if not hasattr(ds, "intensities"):
@@ -470,17 +477,17 @@ def calibrate(spec: RunSpec) -> list[dict[str, Any]]:
         config_hash = hashlib.sha256(f"ceiling|{ds.fingerprint()}|{ssfbench.PROTOCOL_VERSION}".encode()).hexdigest()
         result = result_record(run_id=f"ceiling-{name}-{config_hash[:8]}-seed{spec.seed}", config_hash=config_hash,
                                method="true-intensities", variant="", display_name="Ceiling: true AU intensities",
-                               backbone="", source="ceiling", dataset=ds, seed=spec.seed,
+                               backbone="", source="ceiling", role="ceiling", dataset=ds, seed=spec.seed,
                                data_seed=spec.data_seed, image_size=spec.image_size, scores=scores,
                                rerun=rerun_info(spec))
-        write_result(spec.out / "results", result)
+        write_result(layout.results.root, result)
         results.append(result)
-    write_leaderboards(spec.out / "results")
+    write_leaderboards(layout.results.root)
     return results
 
 
-def run(spec: RunSpec) -> list[dict[str, Any]]:
-    """Run one method end to end; returns the results written (one per evaluation dataset)."""
+def run(spec: RunSpec) -> RunOutput:
+    """Run one method end to end (or up to ``spec.stop_after``); returns what it produced."""
     started = time.time()
     world = distributed.setup(spec.device)
     torch.manual_seed(spec.seed)  # initial weights from the seed: torch seeds its default generator randomly
@@ -499,7 +506,8 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
         if not isinstance(videos, VideoSource):
             raise UserError(f"dataset {spec.pretrain_data!r} is not a video dataset; pretraining needs videos")
     config_hash, variant, run_id = run_identity(spec, method, videos.fingerprint() if videos else None)
-    run_dir = spec.out / "runs" / run_id
+    layout = OutputLayout(spec.out)
+    run_dir = layout.run_dir(run_id)
     meta = {"run_id": run_id, "config_hash": config_hash, "variant": variant, "seed": spec.seed}
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -507,6 +515,8 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
         raise UserError(f"{spec.out}: cannot write the output folder ({exc.strerror})") from None
     if not spec.resume and world.is_main:
         discard_checkpoints(run_dir)
+    identity = {"run_id": run_id, "config_hash": config_hash, "variant": variant,
+                "settings": variant_settings(variant, method)}
     if method.needs_labels:
         if spec.stop_after or spec.reuse_only:
             raise UserError(f"method {method.name!r} trains one encoder per fold on the labels; it has no "
@@ -514,7 +524,7 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
         if world.distributed:
             raise UserError(f"method {method.name!r} fine-tunes one encoder per fold in one process; "
                             "run it without torchrun")
-        return _run_per_fold(spec, method, eval_sets, run_dir, run_id, config_hash, variant, meta)
+        return _run_per_fold(spec, method, eval_sets, identity, meta)
     control = init_control_spec(spec, method)
     init_control = None
     if control is not None:
@@ -523,70 +533,98 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
             run(control)  # the paired control first: this encoder at its own initialisation
     method, digest, record = obtain_encoder(spec, method, run_dir, videos, meta)
     pretrain_s = time.time() - started
+    checkpoint = layout.checkpoint(run_id)
+    output = RunOutput(run_id=run_id, checkpoint=checkpoint, checkpoint_sha256=digest)
     if spec.stop_after == "pretrain":
-        return [{"run_id": run_id, "checkpoint": str(run_dir / "best.pt"), "checkpoint_sha256": digest}]
-    results = []
+        return output
+    if eval_sets and not spec.reuse_only:
+        check_embed_width(method, eval_sets[0])
     for ds in eval_sets:
         scores = evaluate(method, digest, ds, spec, run_id)
+        output.caches[ds.name] = Path(scores["cache"])
         if spec.stop_after == "embed" or not world.is_main:
-            results.append({"run_id": run_id, "dataset": ds.name, "checkpoint": str(run_dir / "best.pt"),
-                            "checkpoint_sha256": digest, **scores})
             continue
         result = result_record(
             run_id=run_id, config_hash=config_hash, method=method.name, variant=variant,
-            display_name=method.display_name(), backbone=spec.backbone, source="ssfbench", dataset=ds,
-            seed=spec.seed, data_seed=spec.data_seed, scores=scores,
-            checkpoint=str(run_dir / "best.pt"), checkpoint_sha256=digest,
+            display_name=method.display_name(), backbone=spec.backbone, source="ssfbench", role=method.role,
+            dataset=ds, seed=spec.seed, data_seed=spec.data_seed, scores=scores,
+            checkpoint=str(checkpoint), checkpoint_sha256=digest, variant_settings=identity["settings"],
             method_config=method.config.to_dict(), image_size=spec.image_size,
             pretrain={k: record.get(k) for k in ("pretrain", "selected", "batchnorm") if k in record},
-            init_control=init_control,
-            wall_s={"pretrain": round(pretrain_s, 1)}, rerun=rerun_info(spec),
+            init_control=init_control, wall_s={"pretrain": round(pretrain_s, 1)}, rerun=rerun_info(spec),
+            dataset_options=spec.dataset_options,
         )
-        write_result(spec.out / "results", result)
-        results.append(result)
+        write_result(layout.results.root, result)
+        output.results.append(result)
     if world.is_main and spec.stop_after is None:
-        write_leaderboards(spec.out / "results")
-    return results
+        write_leaderboards(layout.results.root)
+    return output
 
 
-def _run_per_fold(spec: RunSpec, method: Method, eval_sets: list[LabeledFrames], run_dir: Path, run_id: str,
-                  config_hash: str, variant: str, meta: dict[str, Any]) -> list[dict[str, Any]]:
+@torch.no_grad()
+def check_embed_width(method: Method, dataset: LabeledFrames) -> None:
+    """One line (:class:`UserError`) naming the method when its ``embed`` does not return
+    ``embed_dim`` values per image (checked on two frames before anything is embedded or cached)."""
+    from ssfbench.preprocess import stack_resized
+
+    images = stack_resized(dataset.read_images([0, min(1, len(dataset) - 1)]), method.preprocess.input_size)
+    was_training = method.training
+    out = method.eval().embed(method.preprocess(torch.from_numpy(images)))
+    method.train(was_training)
+    if out.dim() != 2 or out.shape[1] != method.embed_dim:
+        raise UserError(f"method {method.name!r}: embed returned shape {tuple(out.shape)} for 2 images, expected "
+                        f"(2, {method.embed_dim}) (its embed_dim); fix the method's embed or embed_dim")
+
+
+def variant_settings(variant: str, method: Method) -> list[str]:
+    """The parts of a run's ``variant`` other than the method's own setting (``method.variant()``,
+    which :func:`run_identity` puts first): budgets, data, non-default settings."""
+    parts = variant.split()
+    own = method.variant().split()
+    return parts[len(own):] if own and parts[:len(own)] == own else parts
+
+
+def _run_per_fold(spec: RunSpec, method: Method, eval_sets: list[LabeledFrames], identity: dict[str, Any],
+                  meta: dict[str, Any]) -> RunOutput:
     """``run`` for a ``needs_labels`` method: one encoder per (dataset, fold), one result per dataset."""
-    results = []
+    layout = OutputLayout(spec.out)
+    run_id = identity["run_id"]
+    output = RunOutput(run_id=run_id)
     for ds in eval_sets:
-        scores = evaluate_per_fold(spec, run_dir, run_id, ds, meta)
+        scores = evaluate_per_fold(spec, layout.run_dir(run_id), run_id, ds, meta)
         result = result_record(
-            run_id=run_id, config_hash=config_hash, method=method.name, variant=variant,
-            display_name=method.display_name(), backbone=spec.backbone, source="ssfbench", dataset=ds,
-            seed=spec.seed, data_seed=spec.data_seed, scores=scores,
-            method_config=method.config.to_dict(), image_size=spec.image_size,
+            run_id=run_id, config_hash=identity["config_hash"], method=method.name, variant=identity["variant"],
+            display_name=method.display_name(), backbone=spec.backbone, source="ssfbench", role=method.role,
+            dataset=ds, seed=spec.seed, data_seed=spec.data_seed, scores=scores,
+            variant_settings=identity["settings"], method_config=method.config.to_dict(), image_size=spec.image_size,
             trained_on_labels={"steps_per_fold": spec.steps, "folds": list(scores["scores_per_fold"])},
-            rerun=rerun_info(spec),
+            rerun=rerun_info(spec), dataset_options=spec.dataset_options,
         )
-        write_result(spec.out / "results", result)
-        results.append(result)
-    write_leaderboards(spec.out / "results")
-    return results
+        write_result(layout.results.root, result)
+        output.results.append(result)
+    write_leaderboards(layout.results.root)
+    return output
 
 
-def ensemble(members: list[list[dict[str, Any]]], spec: RunSpec) -> list[dict[str, Any]]:
-    """The ensemble row of several finished runs that differ only in ``k`` (the paper's "Ranking
-    Ensemble"): per dataset, the concatenation of the members' cached embeddings (in member order)
-    through the same probe. ``members[i]`` is what ``run`` returned for member ``i``; ``spec`` gives
-    the output folder, device, seed and cache policy. Writes and returns one result per dataset,
+def ensemble(members: list[RunOutput], spec: RunSpec) -> list[Result]:
+    """The ensemble row of several finished runs that differ only in the method's ensemble axis
+    (``Method.ensemble_axis``; the paper's "Ranking Ensemble" over k): per dataset, the concatenation
+    of the members' cached embeddings (in member order) through the same probe. ``spec`` gives the
+    output folder, device, seed and cache policy. Writes and returns one result per dataset,
     identified by a config hash derived from the members' and listing their run ids."""
     if len(members) < 2:
         raise UserError(f"an ensemble needs at least 2 member runs, got {len(members)}")
-    by_dataset: dict[str, list[dict[str, Any]]] = {}
-    for results in members:
-        for r in results:
-            by_dataset.setdefault(r["dataset"], []).append(r)
+    by_dataset: dict[str, list[Result]] = {}
+    for member in members:
+        if member.checkpoint is None:
+            raise UserError(f"ensemble: run {member.run_id} keeps one encoder per fold; it cannot be ensembled")
+        for r in member.results:
+            by_dataset.setdefault(r.dataset, []).append(r)
+    layout = OutputLayout(spec.out)
     out = []
     for name, rows in by_dataset.items():
         if len(rows) != len(members):
             raise UserError(f"ensemble: dataset {name!r} was evaluated by {len(rows)} of the {len(members)} members")
-        if any(not isinstance(r.get("checkpoint"), str) for r in rows):
-            raise UserError(f"ensemble: method {rows[0]['method']!r} keeps one encoder per fold; it cannot be ensembled")
         ds = open_dataset(name, dataclasses.replace(spec, image_size=rows[0]["image_size"],
                                                     data_seed=rows[0]["data_seed"]))
         started = time.time()
@@ -594,39 +632,42 @@ def ensemble(members: list[list[dict[str, Any]]], spec: RunSpec) -> list[dict[st
         for r in rows:
             method, digest = load_checkpoint(Path(r["checkpoint"]))
             if digest != r["checkpoint_sha256"]:
-                raise UserError(f"{r['checkpoint']}: checkpoint changed since run {r['run_id']} wrote its result; rerun it")
+                raise UserError(f"{r['checkpoint']}: checkpoint changed since run {r.run_id} wrote its result; rerun it")
             parts.append(embeddings(method, digest, ds, spec, Path(r["cache"]), collective=False))
+        axis = get_method(rows[0].method).ensemble_axis
+        if axis is None:
+            raise UserError(f"ensemble: method {rows[0].method!r} declares no ensemble axis")
         x = np.concatenate(parts, axis=1)
         embed_s = time.time() - started
         started = time.time()
-        scores = probe_dataset(x, ds, seed=rows[0]["seed"], device=probe_device(spec))
-        out.append({**_ensemble_record(rows, ds, scores, x.shape[1],
-                                       {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)}),
-                    "rerun": rerun_info(spec)})
-        write_result(spec.out / "results", out[-1])
-    write_leaderboards(spec.out / "results")
+        scores = probe_dataset(x, ds, seed=rows[0].seed, device=probe_device(spec))
+        result = _ensemble_record(rows, axis, ds, scores, x.shape[1],
+                                  {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)},
+                                  rerun=rerun_info(spec))
+        write_result(layout.results.root, result)
+        out.append(result)
+    write_leaderboards(layout.results.root)
     return out
 
 
-def _ensemble_record(rows: list[dict[str, Any]], ds: LabeledFrames, scores: dict[str, Any], dim: int,
-                     timing: dict[str, float]) -> dict[str, Any]:
-    """The result record of an ensemble of the member results ``rows`` (one dataset)."""
-    ks = [r.get("method_config", {}).get("k") for r in rows]
+def _ensemble_record(rows: list[Result], axis: str, ds: LabeledFrames, scores: dict[str, Any], dim: int,
+                     timing: dict[str, float], **extra: Any) -> Result:
+    """The result of an ensemble of the member results ``rows`` (one dataset) along ``axis``."""
+    values = [r["method_config"][axis] for r in rows]
     first = rows[0]
-    k_part = "k=" + "+".join(str(k) for k in ks)
-    rest = [p for p in first["variant"].split() if not p.startswith("k=")]
-    variant = " ".join([k_part, *rest])
-    member_hashes = [r["config_hash"] for r in rows]
+    variant = " ".join([f"{axis}=" + "+".join(str(v) for v in values), *first.get("variant_settings", [])])
+    member_hashes = [r.config_hash for r in rows]
     config_hash = hashlib.sha256(json.dumps({"ensemble": member_hashes}).encode()).hexdigest()
-    base_name = " ".join(w for w in first["display_name"].split() if not w.startswith("k=")) or first["method"]
+    base_name = get_method(first.method).ensemble_display_name()
     slug = "-".join(p.replace("=", "").replace("+", "_") for p in variant.split())
-    run_id = f"{first['method']}-ensemble-{slug}-{first['backbone']}-{config_hash[:8]}-seed{first['seed']}"
+    run_id = f"{first.method}-ensemble-{slug}-{first.backbone}-{config_hash[:8]}-seed{first.seed}"
     return result_record(
-        run_id=run_id, config_hash=config_hash, method=first["method"], variant=variant,
-        display_name=f"{base_name} Ensemble", backbone=first["backbone"], source="ssfbench", dataset=ds,
-        seed=first["seed"], data_seed=first["data_seed"], image_size=first["image_size"], scores=scores,
-        ensemble={"members": [r["run_id"] for r in rows], "member_config_hashes": member_hashes,
+        run_id=run_id, config_hash=config_hash, method=first.method, variant=variant,
+        display_name=base_name, backbone=first.backbone, source="ssfbench", role=first.role,
+        dataset=ds, seed=first.seed, data_seed=first["data_seed"], image_size=first["image_size"], scores=scores,
+        ensemble={"members": [r.run_id for r in rows], "member_config_hashes": member_hashes,
                   "member_checkpoint_sha256": [r["checkpoint_sha256"] for r in rows],
-                  "caches": [r["cache"] for r in rows], "k": ks},
-        n_rows=len(ds), embed_dim=int(dim), timing=timing,
+                  "caches": [r["cache"] for r in rows], axis: values},
+        variant_settings=first.get("variant_settings", []), n_rows=len(ds), embed_dim=int(dim), timing=timing,
+        **extra,
     )

@@ -72,11 +72,13 @@ def test_ensemble_row_concatenates_the_member_embeddings(tmp_path):
 
 
 def test_ensemble_refuses_per_fold_members(tmp_path):
-    member = {"dataset": "synth-au", "method": "supervised", "checkpoint": {"fold1": "a.pt"}}
+    from ssfbench.records import RunOutput
+
+    member = RunOutput(run_id="supervised-default-seed0")  # label-trained: no single checkpoint
     with pytest.raises(UserError, match="one encoder per fold"):
-        ensemble([[member], [dict(member)]], RunSpec(method="supervised", out=tmp_path))
+        ensemble([member, RunOutput(run_id="supervised-default-seed1")], RunSpec(method="supervised", out=tmp_path))
     with pytest.raises(UserError, match="at least 2 member runs"):
-        ensemble([[member]], RunSpec(method="supervised", out=tmp_path))
+        ensemble([member], RunSpec(method="supervised", out=tmp_path))
 
 
 def test_supervised_row_trains_one_encoder_per_fold(tmp_path):

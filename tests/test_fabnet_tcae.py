@@ -107,8 +107,8 @@ class ReleasedTCAE(nn.Module):
 
 # ---- warping -------------------------------------------------------------------------------
 def test_zero_flow_returns_the_source_and_a_one_pixel_flow_shifts_it():
-    img = torch.rand(2, 3, 16, 20)
-    assert torch.allclose(warp(img, torch.zeros(2, 2, 16, 20)), img, atol=1e-6)
+    img = torch.rand(2, 3, 16, 20, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(warp(img, torch.zeros(2, 2, 16, 20)), img, atol=1e-5)  # grid_sample rounds ~1e-6
     flow = torch.zeros(2, 2, 16, 20)
     flow[:, 0] = 2 / 19  # one pixel in x
     assert torch.allclose(warp(img, flow)[..., :-1], img[..., 1:], atol=1e-5)

@@ -69,7 +69,9 @@ def test_plugin_is_discovered_through_its_entry_point(plugin_dist):
         warnings.simplefilter("always")
         cls = get_method("tiny")
     assert cls.__module__ == "tinyplugin"
-    origins = {name: origin for name, _, origin in METHODS.describe()}
+    origins: dict[str, str] = {}
+    for name, _, origin in METHODS.describe():
+        origins.setdefault(name, origin)  # the one in use comes first
     assert origins["tiny"] == "tinyplugin" and origins["ranking"] == "built-in"
 
 
@@ -78,6 +80,8 @@ def test_builtin_wins_a_clash_and_the_clash_is_reported(plugin_dist):
         list_methods()
     assert get_method("ranking").__module__ == "ssfbench.methods.ranking"
     assert any("clashes" in p for p in METHODS.problems.values())
+    shown = [row for row in METHODS.describe() if row[0] == "ranking"]
+    assert shown[0][2] == "built-in" and any(s.startswith("NOT USED") and "clashes" in s for _, s, _ in shown[1:])
 
 
 def test_broken_plugins_are_reported_by_name_and_others_still_work(plugin_dist):

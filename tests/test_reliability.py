@@ -212,6 +212,9 @@ class TinyLabels:
         self.targets[[1, 3], 1] = 1
         self.targets[11, 1] = -1
 
+    def fingerprint(self) -> str:
+        return "tiny"
+
     def folds(self) -> list[Fold]:
         a, b = np.arange(6), np.arange(6, 12)
         return [Fold("fold1", b, a), Fold("fold2", a, b)]
@@ -229,7 +232,11 @@ def test_fold_without_positives_is_scored_warned_and_recorded(tmp_path):
                 "tiny fold2: label B has no positives among the known test rows; F1 set to 0.0"]
     assert scores["warnings"] == expected
     assert [str(w.message) for w in caught] == expected
-    path = write_result(tmp_path, {"run_id": "r", "dataset": "tiny", **scores})
+    from ssfbench.runner import result_record
+
+    record = result_record(run_id="r", config_hash="c", method="m", variant="", display_name="M", backbone="b",
+                           source="ssfbench", role="floor", dataset=ds, seed=0, scores=scores)
+    path = write_result(tmp_path, record)
     assert json.loads(path.read_text())["warnings"] == expected
 
 
@@ -305,11 +312,23 @@ def test_nan_embeddings_from_a_method_is_one_line_and_no_cache(tmp_path, capsys,
     from ssfbench.registry import get_method
 
     cls = get_method("random")
-    monkeypatch.setattr(cls, "embed", lambda self, images: torch.full((len(images), 8), float("nan")))
+    monkeypatch.setattr(cls, "embed", lambda self, images: torch.full((len(images), 256), float("nan")))
     out = tmp_path / "out"
     code, _, err = run_main(["run", "--method", "random", "--datasets", "synth-au", "--out", str(out), *TINY], capsys)
     assert code == 2 and err.count("\n") == 1
     assert "dataset 'synth-au': method 'random' produced NaN or infinite embeddings" in err
+    assert files_under(out / "embeddings") == [] and not (out / "results").exists()
+
+
+def test_embedding_of_the_wrong_width_is_one_line_naming_the_method(tmp_path, capsys, monkeypatch):
+    from ssfbench.registry import get_method
+
+    cls = get_method("random")
+    monkeypatch.setattr(cls, "embed", lambda self, images: torch.zeros((len(images), 8)))
+    out = tmp_path / "out"
+    code, _, err = run_main(["run", "--method", "random", "--datasets", "synth-au", "--out", str(out), *TINY], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "method 'random': embed returned shape (2, 8)" in err and "(2, 256)" in err
     assert files_under(out / "embeddings") == [] and not (out / "results").exists()
 
 

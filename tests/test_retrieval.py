@@ -77,7 +77,10 @@ def _tiny_run(tmp_path, ds, name: str, emb: np.ndarray, display: str) -> None:
         "schema": "ssfbench.result/1", "run_id": run_id, "config_hash": "0000" + name, "method": name, "variant": "",
         "display_name": display, "backbone": "resnet18", "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(),
         "date": "2026-01-01T00:00:00+00:00", "image_size": 32, "data_seed": 0, "cache": str(cache),
-        "labels": list(ds.label_names), "metric": ds.metric})
+        "labels": list(ds.label_names), "metric": ds.metric, "protocol_version": "2", "ssfbench_version": "0.1.0",
+        "source": "ssfbench", "seed": 0, "scores_per_fold": {"test": dict.fromkeys(ds.label_names, 0.5)},
+        "mean": dict.fromkeys(ds.label_names, 0.5), "std": dict.fromkeys(ds.label_names, 0.0), "avg": 0.5,
+        "avg_std": 0.0})
 
 
 def test_retrieve_command_writes_the_grid_and_scores(tmp_path):
