@@ -16,6 +16,11 @@ to ``.<name>.partial`` beside the cache (never at its path), with ``complete=Fal
 e.g. the batch size, so blocks fall where an uninterrupted run puts them); anything else about it
 is discarded with a warning. Non-finite embeddings and a full disk end in one-line
 :class:`UserError` s and remove the partial file.
+
+Content: every complete cache carries ``embeddings_sha256`` (:func:`embeddings_digest` of its
+``embeddings`` data), written last before ``complete``; a read recomputes it, and checks one key
+per row and finite values, so a cache whose data were changed, truncated or corrupted after it was
+written is a mismatch (recomputed with a warning, or refused under ``never``), never silently used.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from typing import Any, Literal
 import h5py
 import numpy as np
 from filelock import FileLock
+
+import hashlib
 
 import ssfbench
 from ssfbench.errors import UserError, is_disk_full
@@ -111,6 +118,30 @@ def _check_arrays(path: Path, embeddings: np.ndarray, keys: np.ndarray) -> None:
         raise UserError(f"{path}: frame keys must be unique; {uniq[counts > 1][0]!r} occurs more than once")
 
 
+def embeddings_digest(embeddings: np.ndarray) -> str:
+    """sha256 over the shape and the float32 C-order bytes of ``embeddings``."""
+    data = np.ascontiguousarray(embeddings, dtype=np.float32)
+    h = hashlib.sha256(f"{data.shape}".encode())
+    h.update(memoryview(data).cast("B"))
+    return h.hexdigest()
+
+
+def _content_problems(embeddings: np.ndarray, keys: np.ndarray, attrs: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a complete cache's data: row count, non-finite rows, content digest."""
+    if embeddings.ndim != 2 or embeddings.shape[0] != len(keys):
+        return [f"embeddings: {embeddings.shape[0] if embeddings.ndim else 0} rows for {len(keys)} keys"]
+    bad = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
+    if bad.size:
+        return [f"embeddings: {bad.size} rows with NaN or infinite values (first row {int(bad[0])})"]
+    recorded = attrs.get("embeddings_sha256")
+    if recorded is None:
+        return ["embeddings_sha256: missing (a cache without a content digest cannot be verified)"]
+    if embeddings_digest(embeddings) != recorded:
+        return ["embeddings: content does not match the embeddings_sha256 recorded when it was written "
+                "(changed or corrupted since)"]
+    return []
+
+
 def _write_datasets(f: h5py.File, embeddings: np.ndarray, keys: np.ndarray) -> None:
     """The two datasets of the format."""
     f.create_dataset("embeddings", data=embeddings)
@@ -153,6 +184,7 @@ def write_cache(path: str | os.PathLike, embeddings: np.ndarray, keys: Sequence[
             f.attrs["complete"] = False
             _write_datasets(f, embeddings, keys)
             _write_attrs(f, attrs)
+            f.attrs["embeddings_sha256"] = embeddings_digest(embeddings)
             f.attrs["complete"] = True
             f.flush()
         _fsync(tmp)
@@ -192,8 +224,9 @@ def read_complete(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict
             keys = np.asarray(f["keys"].asstr()[...], dtype=str)
     except (OSError, KeyError) as e:
         raise UserError(f"{path}: not a readable embedding cache ({type(e).__name__})") from None
-    if embeddings.ndim != 2 or len(embeddings) != len(keys):
-        raise UserError(f"{path}: {len(embeddings)} embedding rows for {len(keys)} keys")
+    problems = _content_problems(embeddings, keys, attrs)
+    if problems:
+        raise UserError(f"{path}: embedding cache cannot be used: {'; '.join(problems)}")
     return embeddings, keys, attrs
 
 
@@ -241,6 +274,9 @@ def read_cache(path: str | os.PathLike, expected_attrs: Mapping[str, Any], *,
             keys = np.asarray(f["keys"].asstr()[...], dtype=str)
     except (OSError, KeyError) as e:
         raise CacheMismatch(path, [f"datasets 'embeddings'/'keys' unreadable ({e})"]) from None
+    problems = _content_problems(embeddings, keys, cached)
+    if problems:
+        raise CacheMismatch(path, problems)
     if expected_keys is not None:
         diffs = _key_difference(keys, np.asarray([str(k) for k in expected_keys], dtype=str))
         if diffs:
@@ -262,21 +298,22 @@ def _try_read(path: Path, attrs: Mapping[str, Any], keys: np.ndarray,
         return None, e
 
 
-def _check_finite(block: np.ndarray, start: int, attrs: Mapping[str, Any]) -> None:
-    """One-line :class:`UserError` naming the dataset, method and first bad row if ``block``
-    (rows from ``start``) holds NaN or infinite values."""
+def _check_finite(block: np.ndarray, start: int, attrs: Mapping[str, Any], path: Path | None = None) -> None:
+    """One-line :class:`UserError` naming the dataset, method, first bad row and the cache file
+    that was not written if ``block`` (rows from ``start``) holds NaN or infinite values."""
     bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
     if bad.size:
+        where = f"; no cache written at {path}" if path is not None else "; no cache written"
         raise UserError(f"dataset {attrs.get('dataset')!r}: method {attrs.get('method')!r} produced NaN or infinite "
-                        f"embeddings ({bad.size} rows, first row {start + int(bad[0])}); no cache written")
+                        f"embeddings ({bad.size} rows, first row {start + int(bad[0])}){where}")
 
 
-def _compute_checked(compute: Callable[[], np.ndarray], n: int, attrs: Mapping[str, Any]) -> np.ndarray:
+def _compute_checked(compute: Callable[[], np.ndarray], n: int, attrs: Mapping[str, Any], path: Path) -> np.ndarray:
     """Run ``compute`` and check it returned one finite row per key."""
     emb = np.asarray(compute(), dtype=np.float32)
     if emb.ndim != 2 or emb.shape[0] != n:
         raise ValueError(f"compute() returned shape {emb.shape}; expected [{n}, D]")
-    _check_finite(emb, 0, attrs)
+    _check_finite(emb, 0, attrs, path)
     return emb
 
 
@@ -345,13 +382,14 @@ def _fill_partial(partial: Path, attrs: Mapping[str, Any], n: int, start: int, c
             block = np.ascontiguousarray(block, dtype=np.float32)
             if block.ndim != 2 or done + len(block) > n:
                 raise ValueError(f"compute_from yielded a block of shape {block.shape} at row {done} of {n}")
-            _check_finite(block, done, attrs)
+            _check_finite(block, done, attrs, partial.with_name(partial.name.removeprefix(".").removesuffix(".partial")))
             _write_rows(f, done, block)
             done += len(block)
         if done != n or "embeddings" not in f:
             raise ValueError(f"compute_from stopped at row {done} of {n}")
         for name in [k for k in f.attrs if k == "rows_done" or k.startswith("resume_")]:
             del f.attrs[name]
+        f.attrs["embeddings_sha256"] = embeddings_digest(f["embeddings"][...])
         f.attrs["complete"] = True
         f.flush()
     _fsync(partial)
@@ -421,7 +459,7 @@ def cached_embeddings(path: str | os.PathLike, attrs: Mapping[str, Any], keys: S
                           f"({'; '.join(mismatch.differences)})", CacheMismatchWarning, stacklevel=2)
         if compute_from is not None:
             return _write_resumable(path, attrs, keys, compute_from, resume_key, overwrite == "always")
-        emb = _compute_checked(compute, len(keys), attrs)
+        emb = _compute_checked(compute, len(keys), attrs, path)
         write_cache(path, emb, keys, {**attrs, "complete": True})
     return emb
 
@@ -436,4 +474,6 @@ __all__ = [
     "read_attrs",
     "cached_embeddings",
     "partial_path",
+    "read_complete",
+    "embeddings_digest",
 ]

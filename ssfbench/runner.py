@@ -206,8 +206,7 @@ def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSo
     record = record_path(best)
     distributed.barrier()
     if record.is_file() and json.loads(record.read_text()).get("completed"):
-        loaded, digest = load_checkpoint(best)
-        return loaded, digest, json.loads(record.read_text())
+        return verified_checkpoint(best)
     if spec.reuse_only:
         raise UserError(f"{best}: no finished encoder for this run; run `ssfbench pretrain` (or `embed`) "
                         "with the same options first")
@@ -232,8 +231,24 @@ def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSo
                                     sync_check_every=spec.sync_check_every)
         pretrain(method, videos, settings, run_dir, meta)
     distributed.barrier()
-    loaded, digest = load_checkpoint(best)
-    return loaded, digest, json.loads(record.read_text())
+    return verified_checkpoint(best)
+
+
+def verified_checkpoint(path: Path) -> tuple[Method, str, dict[str, Any]]:
+    """The method saved at ``path``, its sha256 and its record (``best.json``), after checking that
+    the file is the one the record was written for: a checkpoint replaced or changed since is one
+    :class:`UserError` naming both digests, never silently used."""
+    record_file = record_path(path)
+    try:
+        record = json.loads(record_file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{record_file}: unreadable checkpoint record ({type(exc).__name__}); rerun with --fresh") from None
+    method, digest = load_checkpoint(path)
+    if digest != record.get("sha256"):
+        raise UserError(f"{path}: sha256 {digest[:16]}... differs from the {str(record.get('sha256'))[:16]}... that "
+                        f"{record_file.name} recorded: the checkpoint was replaced or changed; rerun with --fresh "
+                        "to train it again")
+    return method, digest, record
 
 
 def embeddings(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec,
@@ -308,7 +323,7 @@ def evaluate_per_fold(spec: RunSpec, run_dir: Path, run_id: str, dataset: Labele
             torch.manual_seed(spec.seed)
             method = build_method(spec, num_labels=len(dataset.label_names))
             finetune(method, dataset, fold.train, settings, path, {**meta, "fold": fold.name})
-        checkpoints[fold.name], digests[fold.name] = load_checkpoint(path)
+        checkpoints[fold.name], digests[fold.name], _ = verified_checkpoint(path)
         caches[fold.name] = layout.fold_cache(run_id, dataset.name, fold.name)
     train_s = time.time() - started
 
