@@ -12,6 +12,7 @@ asserts the ratio of the medians, so a machine that is simply slower passes or f
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -78,3 +79,37 @@ def test_the_probe_is_5x_faster_than_sklearn_at_the_same_f1(benchmark):
     benchmark.extra_info.update({k: round(v, 2) for k, v in out.items()})
     assert out["sklearn_s"] / out["probe_s"] >= 5.0
     assert abs(out["probe_f1"] - out["sklearn_f1"]) <= 1.0
+
+
+def test_the_cache_content_check_costs_little_next_to_the_probe(benchmark, tmp_path):
+    """Issue 15: every cache read recomputes the embeddings' sha256 and checks finiteness and row
+    counts. Measured on a BP4D-sized cache (140,000 x 256) against the probe fitted on it (one fold)."""
+    import time
+
+    from ssfbench.cache import embeddings_digest, read_cache, write_cache
+    from ssfbench.probe import fit_predict
+
+    rng = np.random.default_rng(0)
+    n = 140_000
+    emb = rng.normal(size=(n, 256)).astype(np.float32)
+    attrs = {"method": "m", "checkpoint_sha256": "ab" * 32, "dataset": "d", "dataset_fingerprint": "f",
+             "preprocess": {"input_size": 64}, "ssfbench_version": "0.1.0"}
+    write_cache(tmp_path / "c.h5", emb, [f"k{i}" for i in range(n)], attrs)
+    check_s = benchmark.pedantic(lambda: _timed(lambda: (embeddings_digest(emb), np.isfinite(emb).all())),
+                                 rounds=3, iterations=1)
+    read_s = _timed(lambda: read_cache(tmp_path / "c.h5", attrs))
+    y = (rng.random((n, 12)) < 0.2).astype(np.int8)
+    started = time.perf_counter()
+    fit_predict(emb[: n * 2 // 3], y[: n * 2 // 3], emb[n * 2 // 3:], seed=0)
+    probe_s = time.perf_counter() - started
+    benchmark.extra_info.update(check_s=round(check_s, 3), read_with_check_s=round(read_s, 3),
+                                probe_one_fold_s=round(probe_s, 2), check_over_probe=round(check_s / probe_s, 4))
+    assert check_s < 0.1 * probe_s
+
+
+def _timed(fn) -> float:
+    import time
+
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
