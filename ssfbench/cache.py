@@ -26,6 +26,7 @@ written is a mismatch (recomputed with a warning, or refused under ``never``), n
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -37,8 +38,6 @@ from typing import Any, Literal
 import h5py
 import numpy as np
 from filelock import FileLock
-
-import hashlib
 
 import ssfbench
 from ssfbench.errors import UserError, is_disk_full

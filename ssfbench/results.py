@@ -59,6 +59,12 @@ def write_result(results_dir: Path, result: Result | dict[str, Any]) -> Path:
         preds = result.extra.pop("test_predictions", None)
     layout = ResultsLayout(Path(results_dir))
     path = layout.result(result.run_id, result.dataset)
+    if _unchanged(path, result, preds, layout.predictions(result.run_id, result.dataset)):
+        if preds is not None:  # what the caller would have found after writing
+            result.extra["predictions"] = layout.predictions(result.run_id, result.dataset).name
+            if plain is not None:
+                plain["predictions"] = result.extra["predictions"]
+        return path  # a rerun with nothing new writes nothing (a read-only output folder works)
     if preds is not None:
         from ssfbench.bootstrap import write_predictions
 
@@ -69,6 +75,35 @@ def write_result(results_dir: Path, result: Result | dict[str, Any]) -> Path:
     text = json.dumps(_jsonable(result.to_json()), indent=2, sort_keys=True) + "\n"
     atomic_write_bytes(path, lambda tmp: Path(tmp).write_text(text))
     return path
+
+
+#: fields that differ between two runs of the same command without the result being different
+VOLATILE_FIELDS = ("date", "timing", "wall_s", "rerun", "predictions")
+
+
+def _unchanged(path: Path, result: Result, preds: Any, predictions: Path) -> bool:
+    """Whether ``path`` already holds ``result`` (up to :data:`VOLATILE_FIELDS`) and, when there are
+    predictions, ``predictions`` holds the same ones."""
+    if not path.is_file():
+        return False
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    new = _jsonable(result.to_json())
+    if {k: v for k, v in old.items() if k not in VOLATILE_FIELDS} != \
+            {k: v for k, v in json.loads(json.dumps(new)).items() if k not in VOLATILE_FIELDS}:
+        return False
+    if preds is None:
+        return True
+    from ssfbench.bootstrap import read_predictions
+
+    try:
+        saved = read_predictions(predictions)
+    except Exception:  # noqa: BLE001 - unreadable: write it again
+        return False
+    return all(np.array_equal(getattr(saved, f), getattr(preds, f)) for f in ("keys", "targets", "probs")) \
+        and tuple(saved.labels) == tuple(preds.labels)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -192,8 +227,9 @@ def write_leaderboards(results_dir: Path) -> list[Path]:
     paths = []
     for dataset in sorted({r["dataset"] for r in results}):
         df = build_leaderboard(results, dataset)
-        path = Path(results_dir) / f"{dataset}.csv"
+        path = ResultsLayout(Path(results_dir)).leaderboard(dataset)
         text = df.to_csv(index=False, float_format="%.4f")
-        atomic_write_bytes(path, lambda tmp, t=text: Path(tmp).write_text(t))
+        if not (path.is_file() and path.read_text() == text):  # unchanged: nothing to write
+            atomic_write_bytes(path, lambda tmp, t=text: Path(tmp).write_text(t))
         paths.append(path)
     return paths

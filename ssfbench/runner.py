@@ -16,17 +16,19 @@ An ensemble (``ensemble``) owns no encoder: its caches are its members' and its 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import inspect
 import json
+import logging
 import platform
 import shutil
 import subprocess
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +37,7 @@ from typing import Any
 import numpy as np
 import timm
 import torch
+from filelock import FileLock, Timeout
 
 import ssfbench
 from ssfbench import distributed
@@ -52,6 +55,8 @@ from ssfbench.probe import PROBE_DEFAULTS, fit_predict
 from ssfbench.records import SCHEMA, Result, RunOutput
 from ssfbench.registry import get_dataset, get_method
 from ssfbench.results import summarise_folds, write_leaderboards, write_result
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_STEPS = 300
 DEFAULT_IMAGE_SIZE = 64
@@ -211,6 +216,38 @@ def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSo
         raise UserError(f"{best}: no finished encoder for this run; run `ssfbench pretrain` (or `embed`) "
                         "with the same options first")
     distributed.barrier()  # every rank has looked before rank 0 writes
+    with one_process_per_run(run_dir):
+        if record.is_file() and json.loads(record.read_text()).get("completed"):
+            return verified_checkpoint(best)  # another process finished it while this one waited
+        _make_encoder(spec, method, best, videos, meta)
+    distributed.barrier()
+    return verified_checkpoint(best)
+
+
+@contextlib.contextmanager
+def one_process_per_run(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/.lock`` while the encoder of a run is made: a second identical run waits (and
+    says so) instead of training the same encoder twice, then reuses the finished checkpoint.
+    Under torchrun the ranks already share one job: no lock."""
+    if distributed.world().distributed:
+        yield
+        return
+    lock = FileLock(str(run_dir / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        logger.warning("%s: another ssfbench process is making this run's encoder; waiting for it, then its "
+                       "checkpoint is reused", run_dir.name)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _make_encoder(spec: RunSpec, method: Method, best: Path, videos: VideoSource | None,
+                  meta: dict[str, Any]) -> None:
+    """Write the run's checkpoint at ``best``: loaded weights, an untrained floor, or pretraining."""
     torch.manual_seed(spec.seed)
     main = distributed.world().is_main
     if spec.weights is not None:
@@ -229,9 +266,7 @@ def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSo
                                     num_workers=spec.num_workers, progress=spec.progress,
                                     checkpoint_every=spec.checkpoint_every, resume=spec.resume,
                                     sync_check_every=spec.sync_check_every)
-        pretrain(method, videos, settings, run_dir, meta)
-    distributed.barrier()
-    return verified_checkpoint(best)
+        pretrain(method, videos, settings, best.parent, meta)
 
 
 def verified_checkpoint(path: Path) -> tuple[Method, str, dict[str, Any]]:

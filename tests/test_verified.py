@@ -118,3 +118,49 @@ def test_an_edited_or_broken_results_file_is_skipped_naming_it(two_runs, tmp_pat
         warnings.simplefilter("ignore")
         code, stdout, err = run_main(["compare", "--datasets", "synth-au", "--out", str(out), "--no-committed"], capsys)
     assert code in (0, 2) and "Traceback" not in err and "99.0" not in stdout
+
+
+def test_a_finished_rerun_on_a_read_only_folder_writes_nothing(two_runs, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import ssfbench.checkpoint
+    import ssfbench.fileio
+    import ssfbench.results
+
+    out = two_runs[0]  # not copied: results record absolute paths; nothing may change it anyway
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    for module in (ssfbench.fileio, ssfbench.results, ssfbench.checkpoint):
+        monkeypatch.setattr(module, "atomic_write_bytes", read_only)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    code, stdout, err = run_main(["run", "--method", "random", "--seed", "0", "--out", str(out), *TINY], capsys)
+    assert code == 0, err
+    assert "synth-au: per-label F1" in stdout
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_second_identical_run_waits_for_the_first(tmp_path, caplog):
+    import threading
+
+    from filelock import FileLock
+
+    from ssfbench.runner import one_process_per_run
+
+    held = FileLock(str(tmp_path / ".lock"))
+    held.acquire()
+    entered = threading.Event()
+
+    def second():
+        with one_process_per_run(tmp_path):
+            entered.set()
+
+    with caplog.at_level("WARNING"):
+        thread = threading.Thread(target=second)
+        thread.start()
+        assert not entered.wait(1.0)  # blocked while the first holds the run
+        held.release()
+        thread.join(10)
+    assert entered.is_set()
+    assert "another ssfbench process is making this run's encoder; waiting" in caplog.text
