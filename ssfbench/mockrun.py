@@ -4,7 +4,8 @@ It runs the method through the harness's own code paths (registry, pretraining l
 label training, embedding, checkpoints, probe) on tiny synthetic data (``synth-vox`` and
 ``synth-au`` at 32x32, a few steps) and reports each check on its own line as PASS, FAIL or SKIP
 (not applicable), with what failed and why. Nothing here depends on click: ``mock_run`` returns a
-:class:`MockRunReport`; the CLI wrapper prints it and exits 0 when nothing failed, 2 otherwise.
+:class:`MockRunReport`; the command (:mod:`ssfbench.cli.mockrun`) prints it and exits 0 when nothing
+failed, 2 otherwise.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-
-import click
 
 from ssfbench.errors import UserError
 
@@ -323,25 +322,4 @@ def _probe(ctx: dict[str, Any], seed: int) -> str:
     return f"{len(scores['scores_per_fold'])} folds of {au.name}, mean F1 {scores['avg']:.3f} (tiny data: not a score)"
 
 
-# ---- CLI ---------------------------------------------------------------------------------------
-
-@click.command("mock-run")
-@click.option("--method", "method_name", required=True, help="Registered method name (built-in or plugin).")
-@click.option("--backbone", default="resnet18", show_default=True, help="Any timm model name.")
-@click.option("--image-size", type=int, default=32, show_default=True, help="Input size of the tiny run.")
-@click.option("--steps", type=int, default=2, show_default=True, help="Training steps of the tiny run.")
-@click.option("--seed", type=int, default=0, show_default=True)
-def mock_run_cmd(method_name: str, backbone: str, image_size: int, steps: int, seed: int) -> None:
-    """Check a method against the contract in about a minute on tiny synthetic data (CPU): it
-    instantiates with defaults, embeds ([B, embed_dim] float32, finite), is deterministic and
-    batch-independent in eval mode, leaves weights and BatchNorm statistics alone while embedding,
-    trains a few steps with a finite loss, survives a checkpoint round trip and feeds the probe.
-    One PASS/FAIL/SKIP line per check; exit code 0 when nothing failed, 2 otherwise."""
-    report = mock_run(method_name, backbone=backbone, image_size=image_size, steps=steps, seed=seed)
-    for line in report.lines():
-        click.echo(line)
-    if not report.ok:
-        raise SystemExit(2)
-
-
-__all__ = ["Check", "MockRunReport", "mock_run", "mock_run_cmd", "TINY_AU", "TINY_VOX"]
+__all__ = ["Check", "MockRunReport", "mock_run", "TINY_AU", "TINY_VOX"]

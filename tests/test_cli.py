@@ -1,18 +1,30 @@
-"""The CLI end to end at tiny size, and its one-line errors (exit 2, no traceback)."""
+"""The CLI end to end at tiny size, its one-line errors (exit 2, no traceback unless --debug),
+Ctrl-C (exit 130) and its logging setup."""
 
 from __future__ import annotations
 
 import json
+import logging
 
+import click
 import pytest
 from cli_runner import run_main
 from click.testing import CliRunner
 
-from ssfbench.cli import cli, expand_list_options
+import ssfbench.runner
+from ssfbench.cli import INTERRUPTED, cli
+from ssfbench.cli.diagnostics import DEBUG_ENV, configure_logging, exception_chain
+from ssfbench.cli.options import expand_list_options
 
 TINY = ["--image-size", "32", "--steps", "2", "--batch-size", "4", "--workers", "0", "--quiet",
         "--data-option", "synth-vox.identities=8", "--data-option", "synth-au.subjects=6",
         "--data-option", "synth-expr.identities=24"]
+
+
+@pytest.fixture(autouse=True)
+def _no_debug_from_the_environment(monkeypatch):
+    """These tests pin the default output; a developer's SSFBENCH_DEBUG must not change it."""
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
 
 
 def test_list_options_expand_space_separated_values():
@@ -76,3 +88,91 @@ def test_help_lists_the_commands():
     assert result.exit_code == 0
     for command in ("run", "synth", "list"):
         assert command in result.output
+
+
+BAD_SETTING = ["run", "--method", "ranking", "--set", "bogus=1"]  # a UserError raised `from None` over a KeyError
+
+
+def test_debug_adds_the_full_traceback_after_the_error_line(capsys):
+    code, _, err = run_main(["--debug", *BAD_SETTING], capsys)
+    assert code == 2
+    lines = err.splitlines()
+    assert lines[0].startswith("error: method 'ranking' has no setting 'bogus'")
+    assert "Traceback (most recent call last):" in err
+    assert "KeyError: 'bogus'" in err  # the context that `raise ... from None` hides
+    assert "raised 'from None'" in err
+    assert lines[-1].startswith("ssfbench.errors.UserError: method 'ranking' has no setting 'bogus'")
+
+
+def test_debug_from_the_environment(monkeypatch, capsys):
+    monkeypatch.setenv(DEBUG_ENV, "1")
+    code, _, err = run_main(BAD_SETTING, capsys)
+    assert code == 2 and err.startswith("error: ") and "Traceback" in err and "KeyError: 'bogus'" in err
+
+
+@pytest.mark.parametrize("value", ["", "0", "false"])
+def test_debug_off_is_one_line(monkeypatch, capsys, value):
+    monkeypatch.setenv(DEBUG_ENV, value)
+    code, _, err = run_main(BAD_SETTING, capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
+
+
+def test_debug_is_in_the_help():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0 and "--debug" in result.output and DEBUG_ENV in result.output
+
+
+def test_exception_chain_walks_causes_and_hidden_contexts():
+    def raise_chain():
+        try:
+            try:
+                raise KeyError("inner")
+            except KeyError:
+                raise ValueError("middle") from None
+        except ValueError as exc:
+            raise RuntimeError("outer") from exc
+
+    with pytest.raises(RuntimeError) as info:
+        raise_chain()
+    chain = exception_chain(info.value)
+    assert [type(e) for e, _ in chain] == [KeyError, ValueError, RuntimeError]
+    assert "another exception occurred" in chain[0][1] and "from None" in chain[0][1]
+    assert "direct cause" in chain[1][1] and chain[2][1] is None
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, click.exceptions.Abort])
+def test_ctrl_c_says_how_to_resume_and_exits_130(monkeypatch, tmp_path, capsys, interrupt):
+    def interrupted(spec):
+        raise interrupt()
+
+    monkeypatch.setattr(ssfbench.runner, "run", interrupted)
+    code, _, err = run_main(["run", "--method", "random", "--out", str(tmp_path), "--device", "cpu",
+                             "--workers", "0"], capsys)
+    assert code == 130
+    assert err.strip().splitlines() == [INTERRUPTED]  # click may add a blank line closing the ^C echo
+    assert INTERRUPTED == "interrupted: rerun the same command to resume"
+
+
+def test_library_logging_reaches_stderr_as_bare_lines(capsys):
+    log = logging.getLogger("ssfbench.some_module")
+    try:
+        configure_logging(debug=False)
+        configure_logging(debug=False)  # idempotent: one handler, one line per message
+        log.info("resuming from last.pt")
+        log.debug("not shown")
+        assert capsys.readouterr().err == "resuming from last.pt\n"
+        configure_logging(debug=True)
+        log.debug("shown with --debug")
+        assert capsys.readouterr().err == "shown with --debug\n"
+    finally:
+        configure_logging(debug=False)
+
+
+def test_debug_flag_sets_debug_logging(capsys):
+    try:
+        code, _, _ = run_main(["--debug", "list", "datasets"], capsys)
+        assert code == 0 and logging.getLogger("ssfbench").level == logging.DEBUG
+        code, _, _ = run_main(["list", "datasets"], capsys)
+        assert code == 0 and logging.getLogger("ssfbench").level == logging.INFO
+    finally:
+        configure_logging(debug=False)

@@ -1,7 +1,7 @@
 """The reporting commands: ``ssfbench compare`` (paper-style tables, summary, plot, paired bootstrap)
 and ``ssfbench retrieve`` (cosine top-k retrieval grid with a score).
 
-Registered on the main group in :mod:`ssfbench.cli`. Heavy imports happen inside the commands, so
+Registered on the main group by :mod:`ssfbench.cli`. Heavy imports happen inside the commands, so
 ``ssfbench --help`` stays fast.
 """
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ssfbench.cli.options import parse_data_options
 from ssfbench.errors import UserError
 
 DEFAULT_OUT = Path("ssfbench-out")
@@ -185,7 +186,6 @@ def retrieve_cmd(ctx: click.Context, methods: tuple[str, ...], runs: tuple[str, 
     \b
     ssfbench retrieve --method ranking --method random --dataset synth-expr --queries 4 --top 5 --out r.png
     """
-    from ssfbench.cli import parse_data_options
     from ssfbench.retrieval import retrieve_report
 
     _check_out(ctx, source_dir, "from")

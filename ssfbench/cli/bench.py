@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ssfbench.cli.options import parse_workers
 from ssfbench.errors import UserError
 
 
@@ -67,7 +68,6 @@ def bench_cmd(device: str, image_size: int, steps: int, embed_batch_size: int, w
     """
     from tabulate import tabulate
 
-    from ssfbench.cli import parse_workers
     from ssfbench.speed import run_suite
 
     num_workers = parse_workers(workers, device)

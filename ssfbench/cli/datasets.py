@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from ssfbench.cli import parse_settings
+from ssfbench.cli.options import parse_settings
 from ssfbench.errors import UserError
 
 _ROOT = click.option("--root", type=click.Path(path_type=Path), required=True,

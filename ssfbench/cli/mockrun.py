@@ -1,0 +1,27 @@
+"""``ssfbench mock-run``: print the contract check of :func:`ssfbench.mockrun.mock_run` for a
+method, one PASS/FAIL/SKIP line per check; exit code 0 when nothing failed, 2 otherwise."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("mock-run")
+@click.option("--method", "method_name", required=True, help="Registered method name (built-in or plugin).")
+@click.option("--backbone", default="resnet18", show_default=True, help="Any timm model name.")
+@click.option("--image-size", type=int, default=32, show_default=True, help="Input size of the tiny run.")
+@click.option("--steps", type=int, default=2, show_default=True, help="Training steps of the tiny run.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def mock_run_cmd(method_name: str, backbone: str, image_size: int, steps: int, seed: int) -> None:
+    """Check a method against the contract in about a minute on tiny synthetic data (CPU): it
+    instantiates with defaults, embeds ([B, embed_dim] float32, finite), is deterministic and
+    batch-independent in eval mode, leaves weights and BatchNorm statistics alone while embedding,
+    trains a few steps with a finite loss, survives a checkpoint round trip and feeds the probe.
+    One PASS/FAIL/SKIP line per check; exit code 0 when nothing failed, 2 otherwise."""
+    from ssfbench.mockrun import mock_run
+
+    report = mock_run(method_name, backbone=backbone, image_size=image_size, steps=steps, seed=seed)
+    for line in report.lines():
+        click.echo(line)
+    if not report.ok:
+        raise SystemExit(2)

@@ -1,0 +1,148 @@
+"""The options and value parsers that several ``ssfbench`` commands share.
+
+Everything here is light (click, pathlib and :mod:`ssfbench.errors` at import time) so that
+``ssfbench --help`` stays fast; a parser that needs more imports it when called. Every parser turns
+a malformed value into a :class:`~ssfbench.errors.UserError` naming the option and what it expects.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from ssfbench.errors import UserError
+
+F = TypeVar("F", bound=Callable[..., object])
+
+#: options whose values may follow one flag space-separated; expanded to repeated flags before click
+LIST_OPTIONS = ("--datasets", "--k", "--methods", "--seeds")
+
+
+def expand_list_options(argv: list[str]) -> list[str]:
+    """``--datasets a b`` -> ``--datasets a --datasets b`` for the options in ``LIST_OPTIONS``;
+    every other argument passes through unchanged and in order."""
+    out: list[str] = []
+    current = None
+    for arg in argv:
+        if arg.startswith("-"):
+            current = arg if arg in LIST_OPTIONS else None
+            if current is None:
+                out.append(arg)
+            continue
+        if current is not None:
+            out.extend([current, arg])
+        else:
+            out.append(arg)
+    return out
+
+
+def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``--set``: ``("lr=0.01", "n=4")`` -> ``{"lr": "0.01", "n": "4"}`` (dashes in keys become
+    underscores; values stay strings)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def parse_data_options(pairs: tuple[str, ...]) -> dict[str, dict[str, object]]:
+    """``--data-option``: ``("synth-vox.identities=1000",)`` -> ``{"synth-vox": {"identities": 1000}}``
+    (values parsed as JSON where they are JSON, else kept as strings)."""
+    out: dict[str, dict[str, object]] = {}
+    for pair in pairs:
+        target, sep, raw = pair.partition("=")
+        dataset, dot, key = target.rpartition(".")
+        if not sep or not dot or not dataset or not key:
+            raise UserError(f"--data-option expects DATASET.KEY=VALUE, got {pair!r}")
+        try:
+            value: object = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(dataset, {})[key.replace("-", "_")] = value
+    return out
+
+
+def parse_workers(value: str, device: str) -> int:
+    """``--workers``: a count >= 0, or ``auto`` (see :func:`ssfbench.device.default_workers`)."""
+    if value == "auto":
+        from ssfbench.device import default_workers, resolve_device
+
+        return default_workers(resolve_device(device))
+    if not value.isdigit():
+        raise UserError(f"--workers expects a number >= 0 or auto, got {value!r}")
+    return int(value)
+
+
+def parse_roots(pairs: tuple[str, ...]) -> dict[str, Path]:
+    """``--root``: ``("bp4d=/data/BP4D",)`` -> ``{"bp4d": Path("/data/BP4D")}``."""
+    out = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep:
+            raise UserError(f"--root expects NAME=PATH, got {pair!r}")
+        out[name] = Path(path)
+    return out
+
+
+def invocation() -> tuple[str, ...]:
+    """The command line of this invocation: what :func:`ssfbench.cli.main` was given (it leaves it in
+    the root context's ``obj["argv"]``), else ``ssfbench`` and ``sys.argv[1:]``."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    if isinstance(obj, dict) and "argv" in obj:
+        return tuple(obj["argv"])
+    return ("ssfbench", *sys.argv[1:])
+
+
+#: the options of ``run``, ``pretrain``, ``embed`` and ``probe`` (the stages of one run share its identity)
+RUN_OPTIONS = [
+    click.option("--method", "method_name", required=True, help="Registered method (see `ssfbench list methods`)."),
+    click.option("--k", "ks", type=int, multiple=True, help="Ranking interval k (ranking, triplet, npair); several values (--k 1 2 4) train or reuse one encoder each, then add their ensemble row."),
+    click.option("--steps", type=int, default=None, help="Pretraining steps (default 300: the synthetic default budget)."),
+    click.option("--epochs", type=int, default=None, help="Pretraining epochs instead of --steps."),
+    click.option("--image-size", type=int, default=64, show_default=True, help="Input size of the encoder (and of the synthetic renderer)."),
+    click.option("--backbone", default="resnet18", show_default=True, help="Any timm model name."),
+    click.option("--pretrained", default=None, help="Backbone init: 'imagenet' (timm weights, must be cached locally) or a state-dict path."),
+    click.option("--weights", type=click.Path(path_type=Path), default=None, help="Load this checkpoint instead of pretraining."),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, sampling and probe."),
+    click.option("--seeds", type=int, multiple=True, help="Several seeds (space-separated); overrides --seed."),
+    click.option("--datasets", multiple=True, help="Evaluation datasets (default: synth-au synth-expr)."),
+    click.option("--root", "roots", multiple=True, help="NAME=PATH of a dataset's local copy (repeatable)."),
+    click.option("--pretrain-data", default="synth-vox", show_default=True, help="Video dataset to pretrain on."),
+    click.option("--data-option", "data_options", multiple=True, metavar="DATASET.KEY=VALUE",
+                  help="Option for a dataset's open(), e.g. synth-vox.identities=1000 (repeatable)."),
+    click.option("--lr", type=float, default=None, help="Learning rate (method default otherwise)."),
+    click.option("--batch-size", type=int, default=None, help="Windows per step (method default otherwise)."),
+    click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any other method setting, e.g. --set optimizer=adam."),
+    click.option("--out", type=click.Path(path_type=Path), default=Path("ssfbench-out"), show_default=True, help="Output folder."),
+    click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
+    click.option("--workers", default="auto", show_default=True, help="DataLoader worker processes, or auto (CUDA: up to 8 per GPU; CPU: 0 on machines with at most 4 cores, else 2)."),
+    click.option("--overwrite", type=click.Choice(["only-missing", "always", "never"]), default="only-missing", show_default=True, help="Embedding caches: reuse a matching one (recomputing a mismatched one with a warning), always recompute, or refuse a mismatch."),
+    click.option("--resume/--fresh", default=True, show_default=True, help="--resume: continue an interrupted run from the last.pt in its run folder, and an interrupted embedding from its partial cache (the default: rerunning the same command resumes). --fresh: discard this run's checkpoints and pretrain from scratch."),
+    click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True, help="Also write the resume state (last.pt) every N pretraining steps; 0: at epoch ends and every 10 minutes. Never changes the numbers."),
+    click.option("--embed-batch-size", type=click.IntRange(min=1), default=256, hidden=True, help="Rows per embedding batch and resumable cache block."),
+    click.option("--init-control/--no-init-control", default=True, show_default=True, help="run: also score a pretrained method at its own initialisation (the same run at --steps 0, BatchNorm statistics re-estimated like the random floor's), the paired control `compare` measures its gain against."),
+    click.option("--quiet", is_flag=True, help="No progress bars."),
+    click.option("--check-sync-every", type=click.IntRange(min=0), default=0, hidden=True, help="Under torchrun: also compare the ranks' parameters every N pretraining steps (always at epoch ends)."),
+]
+
+
+def run_options(command: F) -> F:
+    """Decorate ``command`` with every option of :data:`RUN_OPTIONS`, in the order listed."""
+    for option in reversed(RUN_OPTIONS):
+        command = option(command)
+    return command
+
+
+#: ``run`` and ``probe``: whether several ``--k`` also give their concatenation's row
+ENSEMBLE_OPTION = click.option(
+    "--ensemble/--no-ensemble", default=True, show_default=True,
+    help="With several --k: also evaluate the concatenation of their embeddings as one row ('Ranking Ensemble', variant k=1+2+4).")
