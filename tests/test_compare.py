@@ -225,3 +225,11 @@ def test_space_separated_lists(out, capsys):
 def test_result_json_has_no_predictions_object(out):
     data = json.loads(next((out / "results" / "runs").glob("*/synth-au.json")).read_text())
     assert "test_predictions" not in data
+
+
+def test_compare_says_when_the_output_folder_holds_no_runs(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = CliRunner().invoke(cli, ["compare", "--datasets", "bp4d", "--out", str(empty)])
+    assert res.exit_code == 0
+    assert f"note: {empty} holds no results of your runs" in res.stderr

@@ -164,3 +164,14 @@ def test_a_second_identical_run_waits_for_the_first(tmp_path, caplog):
         thread.join(10)
     assert entered.is_set()
     assert "another ssfbench process is making this run's encoder; waiting" in caplog.text
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--epochs", "-1"], "--epochs"), (["--steps", "-5"], "--steps"), (["--batch-size", "0"], "--batch-size"),
+    (["--batch-size", "-4"], "--batch-size"), (["--image-size", "8"], "--image-size"), (["--device", "gpu"], "--device"),
+    (["--lr", "0"], "--lr"), (["--seed", "-1"], "--seed"),
+])
+def test_every_bad_number_is_one_line_naming_the_option(args, option, tmp_path, capsys):
+    code, _, err = run_main(["run", "--method", "random", "--out", str(tmp_path / "out"), *args], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and option in err, err
+    assert not (tmp_path / "out").exists()

@@ -58,8 +58,8 @@ for _command in (*run.COMMANDS, synth.synth, listing.list_cmd, mockrun.mock_run_
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: expand list options, run click, and end every failure the user can act
     on in one line on stderr: ``error: ...`` with exit code 2 for a :class:`UserError` (plus the
-    traceback in debug mode), ``interrupted: ...`` with exit code 130 for Ctrl-C, click's own
-    message for a usage error. Returns normally when the command succeeded."""
+    traceback in debug mode), ``interrupted: ...`` with exit code 130 for Ctrl-C, and a usage error
+    (bad or unknown option) as one ``error:`` line naming the option, exit code 2. Returns normally when the command succeeded."""
     given = list(sys.argv[1:] if argv is None else argv)
     obj = {"argv": ["ssfbench", *given], "debug": debug_from_env()}
     configure_logging(obj["debug"])
@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> None:
         if obj["debug"]:
             print_traceback(exc)
         sys.exit(130)
+    except click.UsageError as exc:  # a bad or unknown option: one line naming it, like every bad input
+        command = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{command}", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

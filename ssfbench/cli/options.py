@@ -70,6 +70,16 @@ def parse_data_options(pairs: tuple[str, ...]) -> dict[str, dict[str, object]]:
     return out
 
 
+def check_device(value: str) -> str:
+    """``--device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (whether the GPU exists is checked when
+    the run starts); anything else is a usage error naming the option."""
+    import re
+
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        raise click.BadParameter(f"expected auto, cpu, cuda or cuda:N, got {value!r}", param_hint="'--device'")
+    return value
+
+
 def parse_workers(value: str, device: str) -> int:
     """``--workers``: a count >= 0, or ``auto`` (see :func:`ssfbench.device.default_workers`)."""
     if value == "auto":
@@ -106,24 +116,24 @@ def invocation() -> tuple[str, ...]:
 RUN_OPTIONS = [
     click.option("--method", "method_name", required=True, help="Registered method (see `ssfbench list methods`)."),
     click.option("--k", "ks", type=int, multiple=True, help="Ranking interval k (ranking, triplet, npair); several values (--k 1 2 4) train or reuse one encoder each, then add their ensemble row."),
-    click.option("--steps", type=int, default=None, help="Pretraining steps (default 300: the synthetic default budget)."),
-    click.option("--epochs", type=int, default=None, help="Pretraining epochs instead of --steps."),
-    click.option("--image-size", type=int, default=64, show_default=True, help="Input size of the encoder (and of the synthetic renderer)."),
+    click.option("--steps", type=click.IntRange(min=0), default=None, help="Pretraining steps (default 300: the synthetic default budget)."),
+    click.option("--epochs", type=click.IntRange(min=1), default=None, help="Pretraining epochs instead of --steps."),
+    click.option("--image-size", type=click.IntRange(min=16), default=64, show_default=True, help="Input size of the encoder (and of the synthetic renderer)."),
     click.option("--backbone", default="resnet18", show_default=True, help="Any timm model name."),
     click.option("--pretrained", default=None, help="Backbone init: 'imagenet' (timm weights, must be cached locally) or a state-dict path."),
     click.option("--weights", type=click.Path(path_type=Path), default=None, help="Load this checkpoint instead of pretraining."),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed of initialisation, sampling and probe."),
-    click.option("--seeds", type=int, multiple=True, help="Several seeds (space-separated); overrides --seed."),
+    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of initialisation, sampling and probe."),
+    click.option("--seeds", type=click.IntRange(min=0), multiple=True, help="Several seeds (space-separated); overrides --seed."),
     click.option("--datasets", multiple=True, help="Evaluation datasets (default: synth-au synth-expr)."),
     click.option("--root", "roots", multiple=True, help="NAME=PATH of a dataset's local copy (repeatable)."),
     click.option("--pretrain-data", default="synth-vox", show_default=True, help="Video dataset to pretrain on."),
     click.option("--data-option", "data_options", multiple=True, metavar="DATASET.KEY=VALUE",
                   help="Option for a dataset's open(), e.g. synth-vox.identities=1000 (repeatable)."),
-    click.option("--lr", type=float, default=None, help="Learning rate (method default otherwise)."),
-    click.option("--batch-size", type=int, default=None, help="Windows per step (method default otherwise)."),
+    click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate (method default otherwise)."),
+    click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Windows per step (method default otherwise)."),
     click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any other method setting, e.g. --set optimizer=adam."),
     click.option("--out", type=click.Path(path_type=Path), default=Path("ssfbench-out"), show_default=True, help="Output folder."),
-    click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
+    click.option("--device", default="auto", show_default=True, callback=lambda ctx, param, value: check_device(value), help="auto, cpu or cuda[:N]."),
     click.option("--workers", default="auto", show_default=True, help="DataLoader worker processes, or auto (CUDA: up to 8 per GPU; CPU: 0 on machines with at most 4 cores, else 2)."),
     click.option("--overwrite", type=click.Choice(["only-missing", "always", "never"]), default="only-missing", show_default=True, help="Embedding caches: reuse a matching one (recomputing a mismatched one with a warning), always recompute, or refuse a mismatch."),
     click.option("--resume/--fresh", default=True, show_default=True, help="--resume: continue an interrupted run from the last.pt in its run folder, and an interrupted embedding from its partial cache (the default: rerunning the same command resumes). --fresh: discard this run's checkpoints and pretrain from scratch."),
