@@ -27,7 +27,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ssfbench.data import Fold, LabeledFrames
-from ssfbench.datasets._layout import Digest
+from ssfbench.datasets._digest import Digest
 from ssfbench.errors import UserError
 from ssfbench.fileio import atomic_write_bytes
 

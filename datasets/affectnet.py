@@ -33,17 +33,11 @@ import numpy as np
 import pandas as pd
 
 from ssfbench.data import Fold
-from ssfbench.datasets._layout import (
-    Option,
-    RealFrames,
-    entries,
-    find_path,
-    read_rows,
-    read_text,
-    relative,
-    square_box,
-    stable_fraction,
-)
+from ssfbench.datasets._digest import stable_fraction
+from ssfbench.datasets._faces import square_box
+from ssfbench.datasets._files import entries, find_path, read_rows, read_text, relative
+from ssfbench.datasets._real_frames import RealFrames
+from ssfbench.options import Option
 
 COLUMNS: tuple[str, ...] = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
                             "facial_landmarks", "expression", "valence", "arousal")

@@ -27,21 +27,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ssfbench.data import Fold, LabeledFrames
-from ssfbench.datasets._layout import (
-    Option,
-    RealFrames,
+from ssfbench.data import Fold
+from ssfbench.datasets._files import (
     entries,
     find_parent_of,
     find_path,
-    load_parts,
     numbered_images,
     read_rows,
     read_text,
     relative,
-    standard_folds,
     subdirs,
 )
+from ssfbench.datasets._folds import load_parts, standard_folds
+from ssfbench.datasets._real_frames import RealFrames
+from ssfbench.options import Option
 
 #: The 12 benchmark AUs, in label order.
 AUS: tuple[int, ...] = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
@@ -82,13 +81,6 @@ class BP4D(RealFrames):
         "frame_offset": Option(int, 0, "image file number = CSV frame number + this"),
         "partial": Option(bool, False, "accept a copy without all 41 standard subjects (a note, not an error)"),
     }
-
-    @classmethod
-    def open(cls, root: Path | None = None, *, image_size: int = 64, seed: int = 0, frame_offset: int = 0,
-             partial: bool = False) -> LabeledFrames:
-        """Open the copy at ``root`` (see the module docstring); ``frame_offset``: image file number =
-        CSV frame + offset; ``partial``: accept a copy without all 41 standard subjects."""
-        return cls._open(root, image_size=image_size, seed=seed, frame_offset=frame_offset, partial=partial)
 
     # ---- scanning --------------------------------------------------------------------------
     def _scan(self) -> None:

@@ -30,28 +30,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssfbench.data import Fold, LabeledFrames
-from ssfbench.datasets._layout import (
+from ssfbench.data import Fold
+from ssfbench.datasets._faces import center_box, crop_resize, landmark_box, sample_indices
+from ssfbench.datasets._files import (
     VIDEO_SUFFIXES,
-    Option,
-    RealFrames,
-    center_box,
-    crop_resize,
     descend,
     entries,
     find_child,
     find_path,
-    landmark_box,
-    load_parts,
     read_rows,
     read_text,
     relative,
-    sample_indices,
-    standard_folds,
     subdirs,
 )
+from ssfbench.datasets._folds import load_parts, standard_folds
+from ssfbench.datasets._real_frames import RealFrames
 from ssfbench.datasets._video import VideoReader
 from ssfbench.errors import UserError
+from ssfbench.options import Option
 
 #: The 12 AUs DISFA labels, and the 8 the benchmark uses (label order).
 ALL_AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)
@@ -80,15 +76,6 @@ class DISFA(RealFrames):
         "landmarks": Option(str, "auto", "crop from Landmark_Points when every subject has them", ("auto", "none")),
         "partial": Option(bool, False, "accept a copy without all 27 standard subjects (a note, not an error)"),
     }
-
-    @classmethod
-    def open(cls, root: Path | None = None, *, image_size: int = 64, seed: int = 0, camera: str = "left",
-             frame_offset: int = 0, landmarks: str = "auto", partial: bool = False) -> LabeledFrames:
-        """Open the copy at ``root`` (see the module docstring): ``camera`` left or right; video frame =
-        label frame - 1 + ``frame_offset``; ``landmarks`` auto or none; ``partial`` accepts a copy
-        without all 27 standard subjects."""
-        return cls._open(root, image_size=image_size, seed=seed, camera=camera, frame_offset=frame_offset,
-                         landmarks=landmarks, partial=partial)
 
     # ---- scanning --------------------------------------------------------------------------
     def _scan(self) -> None:

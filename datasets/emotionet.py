@@ -39,16 +39,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssfbench.data import Fold, LabeledFrames
-from ssfbench.datasets._layout import (
-    IMAGE_SUFFIXES,
-    Option,
-    RealFrames,
-    read_rows,
-    read_text,
-    relative,
-    stable_fraction,
-)
+from ssfbench.data import Fold
+from ssfbench.datasets._digest import stable_fraction
+from ssfbench.datasets._files import IMAGE_SUFFIXES, read_rows, read_text, relative
+from ssfbench.datasets._real_frames import RealFrames
+from ssfbench.options import Option
 
 #: The 11 evaluation AUs of the challenge code, in label order.
 AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 12, 17, 20, 25, 26)
@@ -87,12 +82,6 @@ class EmotioNet(RealFrames):
         "split": Option(str, "paper", "paper: lists 80/20 train/val + 2020 csv test; manual-only: 2020 csv 80/20",
                         ("paper", "manual-only")),
     }
-
-    @classmethod
-    def open(cls, root: Path | None = None, *, image_size: int = 64, seed: int = 0,
-             split: str = "paper") -> LabeledFrames:
-        """Open the download at ``root`` (see the module docstring); ``split`` paper or manual-only."""
-        return cls._open(root, image_size=image_size, seed=seed, split=split)
 
     # ---- scanning --------------------------------------------------------------------------
     def _scan(self) -> None:

@@ -32,22 +32,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ssfbench.data import VideoSource
-from ssfbench.datasets._layout import (
-    Digest,
-    Option,
-    Problems,
-    entries,
-    find_child,
-    relative,
-    require_root,
-    resolve_options,
-    sample_indices,
-    stable_fraction,
-    subdirs,
-)
+from ssfbench.datasets._digest import Digest, stable_fraction
+from ssfbench.datasets._faces import sample_indices
+from ssfbench.datasets._files import entries, find_child, relative, require_root, subdirs
+from ssfbench.datasets._problems import Problems
 from ssfbench.datasets._video import VideoReader
 from ssfbench.errors import UserError
 from ssfbench.fileio import atomic_write_bytes
+from ssfbench.options import Option
 
 IDENTITY = re.compile(r"id\d+")
 INDEX_FORMAT = "ssfbench.voxceleb2-index/1"
@@ -123,7 +115,7 @@ class VoxCeleb2(VideoSource):
 
     @classmethod
     def _build(cls, root: Path | None, options: dict[str, Any]) -> VoxCeleb2:
-        options = resolve_options(cls.name, cls.OPTIONS, options)
+        options = cls.resolve_options(options)
         root = require_root(root, cls.name)
         problems = Problems()
         base, split = cls.locate(root, options["split"], problems)
@@ -131,13 +123,14 @@ class VoxCeleb2(VideoSource):
         return cls(base or root, videos, split=split, problems=problems, options=options)
 
     @classmethod
-    def open(cls, root: Path | None = None, *, image_size: int = 64, seed: int = 0, split: str = "dev") -> VoxCeleb2:
-        """Open the copy at ``root`` (or an index written by ``ssfbench datasets prepare voxceleb2``);
-        ``split`` (dev or test) picks one when ``root`` holds both. A copy without videos is a
-        :class:`UserError`."""
+    def open(cls, root: Path | None = None, *, image_size: int = 64, seed: int = 0, **options: Any) -> VoxCeleb2:
+        """Open the copy at ``root`` (or an index written by ``ssfbench datasets prepare voxceleb2``)
+        with the ``OPTIONS`` as keywords (``split``: dev or test picks one when ``root`` holds both).
+        A copy without videos is a :class:`UserError`."""
+        options = cls.resolve_options(options)
         if root is not None and Path(root).is_file() and h5py.is_hdf5(root):
             return cls.from_index(Path(root))
-        ds = cls._build(root, {"split": split})
+        ds = cls._build(root, options)
         ds.problems.raise_errors(cls.name, ds.root)
         return ds
 

@@ -20,6 +20,7 @@ import pandas as pd
 from ssfbench.data import VideoSource
 from ssfbench.pretrain import PretrainSettings, split_videos
 from ssfbench.sampling import ranking_window
+from ssfbench.seeds import AUDIT_WINDOWS
 
 #: factor groups of the synthetic render parameters (``SynthVox.params``); ``au`` columns by AU
 FACTOR_GROUPS: dict[str, tuple[str, ...]] = {
@@ -30,8 +31,8 @@ FACTOR_GROUPS: dict[str, tuple[str, ...]] = {
 }
 RAW_PIXELS = "raw pixels"
 AU_WITHOUT_SPEECH = "true AU intensities without AU25/26"
-#: the seed stream of the audit's window draw
-AUDIT_STREAM = 0xA0D1
+#: the seed stream of the audit's window draw, :data:`ssfbench.seeds.AUDIT_WINDOWS` (this name kept for importers)
+AUDIT_STREAM = AUDIT_WINDOWS
 
 
 def audit_windows(videos: VideoSource, k: int, n: int, per_video: int, seed: int) -> list[tuple[int, list[int]]]:
@@ -43,7 +44,7 @@ def audit_windows(videos: VideoSource, k: int, n: int, per_video: int, seed: int
         length = videos.num_frames(int(v))
         if length <= offsets[-1]:
             continue
-        rng = np.random.default_rng([seed, AUDIT_STREAM, k, int(v)])
+        rng = np.random.default_rng([seed, AUDIT_WINDOWS, k, int(v)])
         for a in rng.integers(0, length - offsets[-1], size=per_video):
             out.append((int(v), [int(a) + o for o in offsets]))
     return out

@@ -19,18 +19,19 @@ from torch import nn
 
 from ssfbench.data import VideoSource
 from ssfbench.method import Method
+from ssfbench.seeds import BATCHNORM_DRAW
 
 #: frames the statistics are estimated on, and frames per forward pass
 BN_FRAMES = 2048
 BN_BATCH = 128
-#: the seed stream of the frame draw (``np.random.default_rng([seed, BN_STREAM])``)
-BN_STREAM = 0xB4
+#: the seed stream of the frame draw, :data:`ssfbench.seeds.BATCHNORM_DRAW` (this name kept for importers)
+BN_STREAM = BATCHNORM_DRAW
 
 
 def draw_frames(videos: VideoSource, video_ids: np.ndarray, n_frames: int, seed: int) -> list[tuple[int, int]]:
     """``n_frames`` (video, frame) pairs drawn uniformly (with replacement) from ``video_ids``, in a
     seeded order that mixes videos inside every batch."""
-    rng = np.random.default_rng([seed, BN_STREAM])
+    rng = np.random.default_rng([seed, BATCHNORM_DRAW])
     chosen = rng.choice(np.asarray(video_ids), size=n_frames)
     return [(int(v), int(rng.integers(0, videos.num_frames(int(v))))) for v in chosen]
 
@@ -77,5 +78,5 @@ def reestimate_batchnorm(method: Method, videos: VideoSource, video_ids: np.ndar
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
         method.train(was_training)
-    return {"frames": n_frames, "batch_size": batch_size, "seed": seed, "stream": BN_STREAM,
+    return {"frames": n_frames, "batch_size": batch_size, "seed": seed, "stream": BATCHNORM_DRAW,
             "dataset": videos.name, "dataset_fingerprint": videos.fingerprint(), "split": "pretraining train videos"}

@@ -9,12 +9,14 @@ Images cross these interfaces as ``uint8`` RGB arrays ``[H, W, 3]`` (frames of o
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+
+from ssfbench.options import Option, resolve_options
 
 
 @dataclass(frozen=True)
@@ -32,12 +34,24 @@ class Dataset(abc.ABC):
     name: ClassVar[str]
     summary: ClassVar[str]
     kind: ClassVar[Literal["videos", "frames"]]
+    #: The dataset's options, declared once: ``{"key": Option(type, default, help[, choices])}``.
+    #: ``open`` takes them as keywords; ``run --data-option NAME.KEY=VALUE`` and ``datasets
+    #: verify|prepare --set KEY=VALUE`` accept exactly these (:meth:`resolve_options`).
+    OPTIONS: ClassVar[Mapping[str, Option]] = {}
 
     @classmethod
     @abc.abstractmethod
-    def open(cls, root: Path | None = None, *, image_size: int = 64, seed: int = 0) -> Dataset:
+    def open(cls, root: Path | None = None, *, image_size: int = 64, seed: int = 0, **options: Any) -> Dataset:
         """Open the dataset. ``root`` is the user's copy (ignored by synthetic datasets);
-        ``image_size`` and ``seed`` only matter for data rendered on the fly."""
+        ``image_size`` and ``seed`` only matter for data rendered on the fly; ``options`` are
+        keywords of :attr:`OPTIONS` (an unknown one or a bad value is a ``UserError``)."""
+
+    @classmethod
+    def resolve_options(cls, given: Mapping[str, Any], *, defaults: bool = True, source: str = "") -> dict[str, Any]:
+        """``given`` checked against :attr:`OPTIONS` and cast to the declared types, on top of the
+        declared defaults (``defaults=False``: the given options alone); see
+        :func:`ssfbench.options.resolve_options`."""
+        return resolve_options(cls.name, cls.OPTIONS, given, defaults=defaults, source=source)
 
     @abc.abstractmethod
     def fingerprint(self) -> str:

@@ -2,7 +2,8 @@
 
 The harness owns the loop, as for pretraining: which rows a step takes (a pure function of seed
 and step, drawn from the fold's TRAINING rows only), preprocessing, crop jitter, the optimiser the
-method's config asks for, bf16 on CUDA, non-finite loss detection and the checkpoint. The method
+method's config asks for, bf16 on CUDA, non-finite loss detection and the checkpoint (the pieces it
+shares with pretraining are in :mod:`ssfbench.training`). The method
 owns ``label_loss``. The budget is fixed (``steps``); there is no model selection, since the only
 held-out labels of a fold are its test rows.
 """
@@ -24,8 +25,9 @@ from ssfbench.device import autocast, resolve_device
 from ssfbench.errors import UserError
 from ssfbench.method import Method, MethodConfig
 from ssfbench.preprocess import stack_resized
-from ssfbench.pretrain import jitter, make_optimizer
 from ssfbench.probe import positive_weights
+from ssfbench.seeds import FINETUNE_ROWS
+from ssfbench.training import jitter, jitter_generator, make_optimizer, optimizer_step
 
 
 @dataclass
@@ -49,7 +51,7 @@ def with_num_labels(method_name: str, config: MethodConfig, num_labels: int) -> 
 
 def step_rows(rows: np.ndarray, batch_size: int, seed: int, step: int) -> np.ndarray:
     """The rows (a sorted subset of ``rows``, without repeats) that training step ``step`` takes."""
-    rng = np.random.default_rng([seed, 31337, step])
+    rng = np.random.default_rng([seed, FINETUNE_ROWS, step])
     return np.sort(rows[rng.choice(len(rows), size=min(batch_size, len(rows)), replace=False)])
 
 
@@ -76,16 +78,14 @@ def finetune(method: Method, dataset: LabeledFrames, rows: np.ndarray, settings:
         batch = step_rows(rows, method.config.batch_size, settings.seed, step)
         images = torch.from_numpy(stack_resized(dataset.read_images(batch.tolist()), size))
         x = method.preprocess(images.to(device, non_blocking=True))
-        x = jitter(x, method.config.jitter, torch.Generator().manual_seed(settings.seed * 1_000_003 + step))
+        x = jitter(x, method.config.jitter, jitter_generator(settings.seed, step))
         y = torch.as_tensor(dataset.targets[batch].astype(np.int8)).to(device)
         with autocast(device):
             loss = method.label_loss(x, y, pos_weight)
         if not torch.isfinite(loss):
             raise UserError(f"training {method.name!r} on {dataset.name} labels diverged at step {step} "
                             f"(loss {float(loss)}); lower --lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        optimizer_step(optimizer, loss)
         losses.append(round(float(loss.detach()), 5))
     method.cpu().eval()
     record = {**(meta or {}), "completed": True,

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ssfbench.options import cast_like
 from ssfbench.preprocess import Preprocess
 
 
@@ -40,30 +41,22 @@ class MethodConfig:
     jitter_per_frame: bool = False
 
     def replace(self, **overrides: Any) -> MethodConfig:
-        """A copy with ``overrides`` applied; values are cast to the field's type; unknown keys fail."""
+        """A copy with ``overrides`` applied; values are cast to the field's type
+        (:func:`ssfbench.options.cast_like`: bools from true/false/1/0/yes/no); an unknown key is a
+        ``KeyError``, a value that does not fit a ``ValueError`` naming the key."""
         fields = {f.name: f for f in dataclasses.fields(self)}
         cast = {}
         for key, value in overrides.items():
             if key not in fields:
                 raise KeyError(key)
-            cast[key] = _cast(value, getattr(self, key))
+            try:
+                cast[key] = cast_like(value, getattr(self, key))
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
         return dataclasses.replace(self, **cast)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def _cast(value: Any, default: Any) -> Any:
-    """Cast a command-line value to the type of the field's default (bools from true/false/1/0)."""
-    if isinstance(default, bool):
-        if isinstance(value, str):
-            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(f"expected true or false, got {value!r}")
-            return value.lower() in ("true", "1", "yes")
-        return bool(value)
-    if isinstance(default, (int, float, str)):
-        return type(default)(value)
-    return value
 
 
 class Method(nn.Module, abc.ABC):

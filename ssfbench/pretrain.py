@@ -6,8 +6,8 @@ jitter a step uses never depends on what ran before, so a resumed run sees exact
 uninterrupted one would have seen.
 
 Resume: ``last.pt`` in the run folder holds everything the loop carries from step to step (model,
-optimizer, step, history, best record, the losses of the unfinished epoch, and the torch / CUDA /
-numpy / python RNG states). It is written atomically at every epoch end, every
+optimizer, the :class:`LoopState` -- step, history, best record -- as a plain dict, the losses of the
+unfinished epoch, and the torch / CUDA / numpy / python RNG states). It is written atomically at every epoch end, every
 ``checkpoint_every`` steps and at least every ``checkpoint_minutes`` of wall time; writing it never
 touches an RNG, so how often it is written does not change the numbers. A run killed at any point
 and resumed ends with the same ``best.pt`` weights as one that never stopped (bitwise on CPU).
@@ -25,6 +25,11 @@ At ``steps = 0`` the checkpoint is the method's initialisation with its BatchNor
 re-estimated on the training videos (:mod:`ssfbench.batchnorm`): the paired control of every
 trained run, evaluated like the ``random`` floor.
 
+:func:`pretrain` runs named steps (:func:`_set_up`, :func:`_start_or_resume`, :func:`_train_step`,
+:func:`_end_epoch`, :func:`_finish`); what it shares with label training and the benchmarks (the
+optimiser, crop jitter, one optimisation step, RNG states) is in :mod:`ssfbench.training`, whose
+names stay importable from here.
+
 Each epoch's record carries ``train_frames_per_s``: frames through the whole training path (data
 loading, device copy, preprocessing, jitter, forward, backward, optimiser step; validation and
 checkpoint writes excluded) per second of wall time, summed over ranks.
@@ -32,9 +37,9 @@ checkpoint writes excluded) per second of wall time, summed over ranks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -43,7 +48,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -56,6 +60,15 @@ from ssfbench.errors import UserError
 from ssfbench.fileio import atomic_write_bytes, atomic_write_json
 from ssfbench.method import Method
 from ssfbench.prefetch import prefetched
+from ssfbench.seeds import VALIDATION_WINDOWS, VIDEO_SPLIT
+from ssfbench.training import (
+    jitter,
+    jitter_generator,
+    make_optimizer,
+    rng_states,
+    set_rng_states,
+    training_step,
+)
 
 
 @dataclass
@@ -88,9 +101,32 @@ class PretrainResult:
     best: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class LoopState:
+    """What the loop carries from step to step besides weights, optimiser and RNG states: the next
+    step, the validation records so far (``epoch 0``: the initial weights), the best record by the
+    method's selection metric and the sha256 of its checkpoint. Saved in ``last.pt`` as a plain dict
+    (:meth:`to_dict`, the layout resume files have always had) and read back with :meth:`from_dict`."""
+
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None
+    best_sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"step", "history", "best", "best_sha256"}`` (plain values, as stored in ``last.pt``)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> LoopState:
+        """The state stored in a ``last.pt`` (written by this or an earlier version)."""
+        return cls(step=saved["step"], history=list(saved.get("history") or []), best=saved.get("best"),
+                   best_sha256=saved.get("best_sha256"))
+
+
 def split_videos(n_videos: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Video-level split: a seeded permutation, the last ``val_fraction`` held out."""
-    perm = np.random.default_rng([seed, 7919]).permutation(n_videos)
+    perm = np.random.default_rng([seed, VIDEO_SPLIT]).permutation(n_videos)
     n_val = max(1, int(round(n_videos * val_fraction)))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
@@ -148,40 +184,12 @@ def validation_windows(videos: VideoSource, val_ids: np.ndarray, method: Method,
         n = videos.num_frames(int(v))
         if n < span:
             continue
-        rng = np.random.default_rng([seed, 104729, int(v)])
+        rng = np.random.default_rng([seed, VALIDATION_WINDOWS, int(v)])
         anchor = int(rng.integers(0, n - span + 1))
         out.append(videos.read_frames(int(v), [anchor + o for o in method.sample_offsets(rng)]))
     if not out:
         raise UserError(f"{videos.name}: no held-out video has at least {span} frames (the window)")
     return np.stack(out)
-
-
-def jitter(x: torch.Tensor, min_scale: float, generator: torch.Generator, group: int = 1) -> torch.Tensor:
-    """Random crop of side ``s ~ U(min_scale, 1)`` at a random position, resized back (one batched
-    ``grid_sample``); ``x`` is ``[N, 3, S, S]``. Each run of ``group`` consecutive images shares one
-    crop (``group = T`` gives every frame of a window the same crop)."""
-    if min_scale >= 1.0:
-        return x
-    n = x.shape[0] // group
-    s = torch.empty(n).uniform_(min_scale, 1.0, generator=generator)
-    tx = (torch.rand(n, generator=generator) * 2 - 1) * (1 - s)
-    ty = (torch.rand(n, generator=generator) * 2 - 1) * (1 - s)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 1, 1], theta[:, 0, 2], theta[:, 1, 2] = s, s, tx, ty
-    theta = theta.repeat_interleave(group, dim=0)
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def make_optimizer(method: Method) -> torch.optim.Optimizer:
-    """The optimiser the method's config asks for, over its trainable parameters."""
-    cfg = method.config
-    params = [p for p in method.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise UserError(f"unknown optimizer {cfg.optimizer!r} (expected sgd or adam)")
 
 
 @torch.no_grad()
@@ -201,38 +209,22 @@ def validate(method: Method, windows: np.ndarray, device: torch.device, batch_si
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
+    """Whether ``value`` beats ``best`` (None: nothing yet) in the selection direction ``mode``."""
     return best is None or (value > best if mode == "max" else value < best)
 
 
-def rng_states() -> dict[str, Any]:
-    """Every global RNG state a training step could read (torch, CUDA, numpy, python)."""
-    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    """Restore what :func:`rng_states` returned."""
-    torch.set_rng_state(states["torch"].cpu())
-    if "numpy" in states:
-        np.random.set_state(states["numpy"])
-    if "python" in states:
-        random.setstate(states["python"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
-
-
-def save_resume_state(path: Path, method: Method, optimizer: torch.optim.Optimizer, state: dict[str, Any],
-                      running: list[float]) -> None:
-    """Write ``last.pt`` atomically: everything :func:`pretrain` needs to continue after ``state['step']``."""
+def save_resume_state(path: Path, method: Method, optimizer: torch.optim.Optimizer,
+                      state: LoopState | dict[str, Any], running: list[float]) -> None:
+    """Write ``last.pt`` atomically: everything :func:`pretrain` needs to continue after ``state.step``
+    (``payload["state"]`` is the loop state as a plain dict, the layout of every ``last.pt``)."""
     payload = {"model": method.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_states(),
-               "state": state, "running": list(running)}
+               "state": state.to_dict() if isinstance(state, LoopState) else state, "running": list(running)}
     atomic_write_bytes(path, lambda tmp: torch_save_stable(payload, tmp))
 
 
 def load_resume_state(path: Path, device: torch.device) -> dict[str, Any]:
-    """The payload of ``last.pt``; an unreadable file is a :class:`UserError` suggesting ``--fresh``."""
+    """The payload of ``last.pt`` (``payload["state"]`` as stored: read it with
+    :meth:`LoopState.from_dict`); an unreadable file is a :class:`UserError` suggesting ``--fresh``."""
     try:
         saved = torch.load(path, map_location=device, weights_only=False)
         saved["state"]["step"]
@@ -278,6 +270,164 @@ def _due(step: int, since_save: float, settings: PretrainSettings) -> bool:
     return by_steps or by_time
 
 
+@dataclass
+class _Loop:
+    """What one :func:`pretrain` call fixes before its first step (the loop's inputs and machinery)."""
+
+    method: Method
+    videos: VideoSource
+    settings: PretrainSettings
+    world: distributed.World
+    device: torch.device
+    train_ids: np.ndarray
+    stream: WindowBatches
+    val: np.ndarray | None  # the held-out windows (rank 0 only)
+    optimizer: torch.optim.Optimizer
+    last_path: Path
+    best_path: Path
+
+    @property
+    def main(self) -> bool:
+        """Whether this process validates, logs and writes (rank 0)."""
+        return self.world.is_main
+
+
+@dataclass
+class _Throughput:
+    """Wall time and frames of the training path (validation and checkpoint writes excluded) since
+    the last epoch end."""
+
+    busy_s: float = 0.0
+    frames: int = 0
+
+    def frames_per_s(self) -> float:
+        """Frames per second of training-path wall time (as recorded: one decimal)."""
+        return round(self.frames / max(self.busy_s, 1e-9), 1)
+
+
+def _set_up(method: Method, videos: VideoSource, settings: PretrainSettings, run_dir: Path,
+            world: distributed.World, device: torch.device) -> _Loop:
+    """The run folder, the 80/20 video split, the window stream, the held-out windows, the method on
+    its device (channels-last where that pays) and the optimiser."""
+    if world.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    train_ids, val_ids = split_videos(len(videos), settings.val_fraction, settings.seed)
+    stream = WindowBatches(videos, train_ids, method, settings.seed, shard=(world.rank, world.size))
+    val = validation_windows(videos, val_ids, method, settings.seed) if world.is_main else None
+    method.to(device)
+    if device.type == "cuda" or world.distributed:  # weights in the inputs' layout (and DDP's gradient buckets)
+        method.to(memory_format=torch.channels_last)
+    return _Loop(method, videos, settings, world, device, train_ids, stream, val, make_optimizer(method),
+                 run_dir / "last.pt", run_dir / "best.pt")
+
+
+def _start_or_resume(loop: _Loop) -> tuple[LoopState, list[float], dict[str, Any] | None, dict[str, Any] | None]:
+    """``(state, losses of the unfinished epoch, saved resume payload or None, BatchNorm record or
+    None)``: the state of ``last.pt`` when there is one (``settings.resume`` False deletes it first),
+    else a fresh state whose history starts with the initial weights' validation (at ``steps = 0``
+    after re-estimating their BatchNorm statistics)."""
+    method, settings = loop.method, loop.settings
+    if not settings.resume and loop.main:
+        loop.last_path.unlink(missing_ok=True)
+    distributed.barrier()
+    if loop.last_path.is_file():
+        saved = load_resume_state(loop.last_path, loop.device)
+        method.load_state_dict(saved["model"])
+        loop.optimizer.load_state_dict(saved["optimizer"])
+        state = LoopState.from_dict(saved["state"])
+        if loop.main:
+            print(f"resuming {method.display_name()} from {loop.last_path} at step {state.step}/{settings.steps}",
+                  file=sys.stderr)
+        return state, list(saved.get("running", [])), saved, None
+    state, batchnorm = LoopState(), None
+    if loop.main:
+        if settings.steps == 0:  # the method scored at its own initialisation: statistics like the floor's
+            batchnorm = reestimate_batchnorm(method, loop.videos, loop.train_ids, seed=settings.seed,
+                                             device=loop.device)
+        state.history.append({"epoch": 0, "step": 0,
+                              **validate(method, loop.val, loop.device, method.config.batch_size)})
+    return state, [], None, batchnorm
+
+
+def _checkpoint_meta(loop: _Loop, meta: dict[str, Any] | None, batchnorm: dict[str, Any] | None) -> dict[str, Any]:
+    """The metadata every checkpoint of this run carries: the caller's, the BatchNorm re-estimate (if
+    any) and how pretraining was set up."""
+    settings, method = loop.settings, loop.method
+    return {**(meta or {}), **({"batchnorm": batchnorm} if batchnorm else {}),
+            "pretrain": {"steps": settings.steps, "seed": settings.seed, "train_videos": len(loop.stream.usable),
+                         "val_videos": len(loop.val) if loop.main else None, "processes": loop.world.size,
+                         "offsets": method.frame_offsets(), "dataset": loop.videos.name,
+                         "dataset_fingerprint": loop.videos.fingerprint()}}
+
+
+def _loader(loop: _Loop, first_step: int) -> DataLoader:
+    """The DataLoader of the windows of steps ``first_step .. steps - 1`` (the stream is indexed by
+    step). Iterating it draws a worker base seed from the torch RNG."""
+    settings = loop.settings
+    return DataLoader(loop.stream, batch_size=None, sampler=range(first_step, settings.steps),
+                      num_workers=settings.num_workers, pin_memory=loop.device.type == "cuda",
+                      prefetch_factor=4 if settings.num_workers else None,
+                      persistent_workers=False)
+
+
+def _train_step(loop: _Loop, loss_module: torch.nn.Module, frames: torch.Tensor, step: int) -> tuple[float, int]:
+    """One training step on the uint8 windows ``frames`` ``[B, T, S, S, 3]``: preprocessing, the
+    step's crop jitter (one crop per window unless ``jitter_per_frame``), forward and backward,
+    optimiser step. Returns the loss averaged over ranks and the frames this process trained on; a
+    non-finite loss is a :class:`UserError`."""
+    method, device = loop.method, loop.device
+    gen = jitter_generator(loop.settings.seed, step, loop.world.rank)
+    x = method.preprocess(frames.to(device, non_blocking=True))
+    b, t = x.shape[:2]
+    group = 1 if method.config.jitter_per_frame else t
+    x = jitter(x.flatten(0, 1), method.config.jitter, gen, group)
+    x = x.contiguous(memory_format=torch.channels_last).view(b, t, *x.shape[1:])  # ~13 % faster convs, CPU too
+    loss = training_step(loop.optimizer, device, lambda: loss_module(x))
+    logged = float(_mean_over_ranks(loss.detach().float()))
+    if not math.isfinite(logged):
+        raise UserError(f"pretraining diverged at step {step} (loss {logged}); lower --lr")
+    return logged, b * t
+
+
+def _end_epoch(loop: _Loop, state: LoopState, running: list[float], throughput: _Throughput, started: float,
+               base_meta: dict[str, Any]) -> dict[str, Any]:
+    """Rank 0 at an epoch end (or the last step): validate, append the epoch's record to the history
+    and, when it is the best so far by the method's selection metric, write ``best.pt``. Returns the
+    record."""
+    method, world = loop.method, loop.world
+    metric, mode = method.selection
+    record = {"epoch": math.ceil(state.step / loop.stream.steps_per_epoch), "step": state.step,
+              "train_loss": float(np.mean(running)),
+              **validate(method, loop.val, loop.device, method.config.batch_size),
+              "elapsed_s": round(time.time() - started, 1),
+              "train_frames_per_s": throughput.frames_per_s()}
+    if world.distributed:
+        record["ranks_identical"] = world.size
+    state.history.append(record)
+    if _better(record[metric], state.best and state.best[metric], mode):
+        state.best = record
+        state.best_sha256 = save_checkpoint(method, loop.best_path, {**base_meta, "selected": record,
+                                                                    "history": state.history})
+    return record
+
+
+def _finish(loop: _Loop, state: LoopState, base_meta: dict[str, Any]) -> PretrainResult:
+    """Rank 0 marks ``best.json`` completed with the whole history (at zero steps the initial weights
+    are the checkpoint); every rank then returns the same result, the method back on the CPU."""
+    if loop.main:
+        if state.best is None:  # zero steps asked for: the initial weights are the checkpoint
+            state.best = state.history[0]
+            state.best_sha256 = save_checkpoint(loop.method, loop.best_path, {**base_meta, "selected": state.best,
+                                                                              "history": state.history})
+        record = json.loads(loop.best_path.with_suffix(".json").read_text())
+        record.update(history=state.history, completed=True)
+        atomic_write_json(loop.best_path.with_suffix(".json"), record)
+    distributed.barrier()
+    record = json.loads(loop.best_path.with_suffix(".json").read_text())
+    loop.method.cpu()
+    return PretrainResult(loop.best_path, record["sha256"], record["history"], record["selected"])
+
+
 def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, run_dir: Path,
              meta: dict[str, Any] | None = None) -> PretrainResult:
     """Train ``method`` on ``videos`` for ``settings.steps`` steps; validate at every epoch end and at
@@ -286,54 +436,18 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
     False, which deletes it and starts over). Under torchrun every rank calls it and every rank
     returns the same result; only rank 0 writes."""
     world = distributed.setup(settings.device)
-    main = world.is_main
     device = resolve_device(settings.device)
     torch.manual_seed(settings.seed)
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    train_ids, val_ids = split_videos(len(videos), settings.val_fraction, settings.seed)
-    stream = WindowBatches(videos, train_ids, method, settings.seed, shard=(world.rank, world.size))
-    val = validation_windows(videos, val_ids, method, settings.seed) if main else None
-    metric, mode = method.selection
-
-    method.to(device)
-    if device.type == "cuda" or world.distributed:  # weights in the inputs' layout (and DDP's gradient buckets)
-        method.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(method)
-    state = {"step": 0, "history": [], "best": None, "best_sha256": None}
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if not settings.resume and main:
-        last_path.unlink(missing_ok=True)
-    distributed.barrier()
-    saved, running, batchnorm = None, [], None
-    if last_path.is_file():
-        saved = load_resume_state(last_path, device)
-        method.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state, running = saved["state"], list(saved.get("running", []))
-        if main:
-            print(f"resuming {method.display_name()} from {last_path} at step {state['step']}/{settings.steps}",
-                  file=sys.stderr)
-    elif main:
-        if settings.steps == 0:  # the method scored at its own initialisation: statistics like the floor's
-            batchnorm = reestimate_batchnorm(method, videos, train_ids, seed=settings.seed, device=device)
-        state["history"].append({"epoch": 0, "step": 0, **validate(method, val, device, method.config.batch_size)})
+    loop = _set_up(method, videos, settings, run_dir, world, device)
+    state, running, saved, batchnorm = _start_or_resume(loop)
     loss_module = _loss_module(method, device)
-
-    base_meta = {**(meta or {}), **({"batchnorm": batchnorm} if batchnorm else {}), "pretrain": {"steps": settings.steps, "seed": settings.seed,
-                                              "train_videos": len(stream.usable),
-                                              "val_videos": len(val) if main else None, "processes": world.size,
-                                              "offsets": method.frame_offsets(), "dataset": videos.name,
-                                              "dataset_fingerprint": videos.fingerprint()}}
-    loader = DataLoader(stream, batch_size=None, sampler=range(state["step"], settings.steps),
-                        num_workers=settings.num_workers, pin_memory=device.type == "cuda",
-                        prefetch_factor=4 if settings.num_workers else None,
-                        persistent_workers=False)
+    base_meta = _checkpoint_meta(loop, meta, batchnorm)
+    loader = _loader(loop, state.step)
     method.train()
-    bar = tqdm(total=settings.steps, initial=state["step"], disable=not (settings.progress and main),
+    bar = tqdm(total=settings.steps, initial=state.step, disable=not (settings.progress and loop.main),
                desc=f"pretrain {method.display_name()}", unit="step", dynamic_ncols=True)
     started = last_save = time.time()
-    busy_s, busy_frames = 0.0, 0
+    throughput = _Throughput()
     batches = iter(loader)  # draws a worker base seed from the torch RNG: restore the saved states after it
     if not settings.num_workers:
         batches = prefetched(batches)  # no worker processes: read ahead in a thread
@@ -341,58 +455,29 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
         set_rng_states(saved["rng"] if "rng" in saved else {"torch": saved["torch_rng"]})
     tick = time.perf_counter()
     for frames in batches:
-        step = state["step"]
-        gen = torch.Generator().manual_seed(settings.seed * 1_000_003 + step + world.rank * 2**40)
-        x = method.preprocess(frames.to(device, non_blocking=True))
-        b, t = x.shape[:2]
-        group = 1 if method.config.jitter_per_frame else t
-        x = jitter(x.flatten(0, 1), method.config.jitter, gen, group)
-        x = x.contiguous(memory_format=torch.channels_last).view(b, t, *x.shape[1:])  # ~13 % faster convs, CPU too
-        with autocast(device):
-            loss = loss_module(x)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        logged = float(_mean_over_ranks(loss.detach().float()))
-        if not math.isfinite(logged):
-            raise UserError(f"pretraining diverged at step {step} (loss {logged}); lower --lr")
-        running.append(logged)
-        state["step"] = step + 1
-        busy_s += time.perf_counter() - tick
-        busy_frames += b * t * world.size
+        loss, n_frames = _train_step(loop, loss_module, frames, state.step)
+        running.append(loss)
+        state.step += 1
+        throughput.busy_s += time.perf_counter() - tick
+        throughput.frames += n_frames * world.size
         bar.update(1)
-        epoch_end = state["step"] % stream.steps_per_epoch == 0 or state["step"] == settings.steps
-        if epoch_end or (settings.sync_check_every and state["step"] % settings.sync_check_every == 0):
-            distributed.check_identical(method, f"pretraining step {state['step']}")
-        if epoch_end and main:
-            record = {"epoch": math.ceil(state["step"] / stream.steps_per_epoch), "step": state["step"],
-                      "train_loss": float(np.mean(running)), **validate(method, val, device, method.config.batch_size),
-                      "elapsed_s": round(time.time() - started, 1),
-                      "train_frames_per_s": round(busy_frames / max(busy_s, 1e-9), 1)}
-            if world.distributed:
-                record["ranks_identical"] = world.size
-            state["history"].append(record)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train_loss", metric)})
-            if _better(record[metric], state["best"] and state["best"][metric], mode):
-                state["best"] = record
-                state["best_sha256"] = save_checkpoint(method, best_path, {**base_meta, "selected": record,
-                                                                           "history": state["history"]})
+        epoch_end = state.step % loop.stream.steps_per_epoch == 0 or state.step == settings.steps
+        if epoch_end or (settings.sync_check_every and state.step % settings.sync_check_every == 0):
+            distributed.check_identical(method, f"pretraining step {state.step}")
+        if epoch_end and loop.main:
+            record = _end_epoch(loop, state, running, throughput, started, base_meta)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train_loss", method.selection[0])})
         if epoch_end:
-            running, busy_s, busy_frames = [], 0.0, 0
-        if main and (epoch_end or _due(state["step"], time.time() - last_save, settings)):
-            save_resume_state(last_path, method, optimizer, state, running)
+            running, throughput = [], _Throughput()
+        if loop.main and (epoch_end or _due(state.step, time.time() - last_save, settings)):
+            save_resume_state(loop.last_path, method, loop.optimizer, state, running)
             last_save = time.time()
         tick = time.perf_counter()
     bar.close()
-    if main:
-        if state["best"] is None:  # zero steps asked for: the initial weights are the checkpoint
-            state["best"] = state["history"][0]
-            state["best_sha256"] = save_checkpoint(method, best_path, {**base_meta, "selected": state["best"],
-                                                                       "history": state["history"]})
-        record = json.loads(best_path.with_suffix(".json").read_text())
-        record.update(history=state["history"], completed=True)
-        atomic_write_json(best_path.with_suffix(".json"), record)
-    distributed.barrier()
-    record = json.loads(best_path.with_suffix(".json").read_text())
-    method.cpu()
-    return PretrainResult(best_path, record["sha256"], record["history"], record["selected"])
+    return _finish(loop, state, base_meta)
+
+
+__all__ = ["PretrainSettings", "PretrainResult", "LoopState", "pretrain", "split_videos", "WindowBatches",
+           "validation_windows", "validate", "save_resume_state", "load_resume_state",
+           # the training toolkit, importable from here as before (ssfbench.training)
+           "jitter", "make_optimizer", "rng_states", "set_rng_states"]

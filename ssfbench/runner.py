@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
-import inspect
 import json
 import logging
 import platform
@@ -41,7 +40,7 @@ from filelock import FileLock, Timeout
 
 import ssfbench
 from ssfbench import distributed
-from ssfbench.batchnorm import BN_BATCH, BN_FRAMES, BN_STREAM, reestimate_batchnorm
+from ssfbench.batchnorm import BN_BATCH, BN_FRAMES, reestimate_batchnorm
 from ssfbench.cache import cached_embeddings, read_cache
 from ssfbench.checkpoint import load_checkpoint, load_weights, save_checkpoint, sha256_file
 from ssfbench.data import Fold, LabeledFrames, VideoSource
@@ -55,6 +54,7 @@ from ssfbench.probe import PROBE_DEFAULTS, fit_predict
 from ssfbench.records import SCHEMA, Result, RunOutput
 from ssfbench.registry import get_dataset, get_method
 from ssfbench.results import summarise_folds, write_leaderboards, write_result
+from ssfbench.seeds import BATCHNORM_DRAW
 
 logger = logging.getLogger(__name__)
 
@@ -128,17 +128,11 @@ def build_method(spec: RunSpec, num_labels: int | None = None) -> Method:
 
 
 def open_dataset(name: str, spec: RunSpec):
-    """Open a registered dataset with the spec's image size, data seed, root and options."""
+    """Open a registered dataset with the spec's image size, data seed, root and options (checked
+    against and cast to the dataset's declared ``OPTIONS``: an unknown one or a bad value is a
+    one-line ``UserError``)."""
     cls = get_dataset(name)
-    options = spec.dataset_options.get(name, {})
-    if options:
-        params = inspect.signature(cls.open).parameters
-        accepted = [p for p in params if p not in ("cls", "root", "image_size", "seed")
-                    and params[p].kind == inspect.Parameter.KEYWORD_ONLY]
-        unknown = sorted(set(options) - set(accepted))
-        if unknown:
-            raise UserError(f"--data-option: dataset {name!r} has no option {unknown[0]!r} "
-                            f"(options: {', '.join(accepted) or 'none'})")
+    options = cls.resolve_options(spec.dataset_options.get(name, {}), defaults=False, source="--data-option: ")
     try:
         return cls.open(spec.roots.get(name), image_size=spec.image_size, seed=spec.data_seed, **options)
     except (TypeError, ValueError) as exc:
@@ -186,7 +180,7 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
             if spec.steps != DEFAULT_STEPS:
                 parts.append(f"steps={spec.steps}")
         if not method.trainable or spec.steps == 0:
-            identity["batchnorm"] = {"frames": BN_FRAMES, "batch_size": BN_BATCH, "stream": BN_STREAM}
+            identity["batchnorm"] = {"frames": BN_FRAMES, "batch_size": BN_BATCH, "stream": BATCHNORM_DRAW}
         if spec.pretrain_data != "synth-vox":
             parts.append(f"data={spec.pretrain_data}")
         parts += [f"{spec.pretrain_data}.{k}={v}" for k, v in sorted(spec.dataset_options.get(spec.pretrain_data, {}).items())]

@@ -29,6 +29,7 @@ from ssfbench.data import LabeledFrames, VideoSource
 from ssfbench.device import autocast, resolve_device
 from ssfbench.embed import eval_mode, iter_embeddings
 from ssfbench.method import Method
+from ssfbench.training import make_optimizer, training_step
 
 
 def paired(reference: Callable[[], float], pipeline: Callable[[], Any], rounds: int = 3) -> tuple[float, Any]:
@@ -107,8 +108,6 @@ def pipeline_embed_rate(method: Method, dataset: LabeledFrames, *, batch_size: i
 def model_train_rate(method: Method, windows: torch.Tensor, steps: int, device: str | torch.device) -> float:
     """Frames/s of forward + backward + optimiser step alone, on one preloaded, preprocessed batch
     of windows (uint8 ``[B, T, S, S, 3]``) already on the device; one warm-up step."""
-    from ssfbench.pretrain import make_optimizer
-
     device = resolve_device(str(device))
     method.to(device)
     if device.type == "cuda":
@@ -119,11 +118,7 @@ def model_train_rate(method: Method, windows: torch.Tensor, steps: int, device: 
 
     def run(n: int) -> None:
         for _ in range(n):
-            with autocast(device):
-                loss = method.training_loss(x)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = training_step(optimizer, device, lambda: method.training_loss(x))
             float(loss.detach())  # the loop reads the loss every step too
 
     run(1)

@@ -16,6 +16,7 @@ from ssfbench.cli import main
 from ssfbench.datasets._prepared import PreparedFrames
 from ssfbench.datasets.bp4d import BP4D
 from ssfbench.embed import embed_frames
+from ssfbench.errors import UserError
 from ssfbench.preprocess import Preprocess
 from ssfbench.registry import get_dataset, list_datasets
 from ssfbench.runner import probe_dataset
@@ -37,16 +38,19 @@ def roots(tmp_path_factory):
     return {name: build(base / name).root for name, build in BUILDERS.items()}
 
 
-def test_registered_and_open_signatures_match_options():
-    import inspect
+def test_registered_and_options_declared_once(roots):
+    from ssfbench.options import Option
 
     assert {"bp4d", "disfa", "emotionet", "affectnet", "voxceleb2"} <= set(list_datasets())
     for name in ("bp4d", "disfa", "emotionet", "affectnet", "voxceleb2"):
         cls = get_dataset(name)
-        params = inspect.signature(cls.open).parameters
-        keywords = {k: p.default for k, p in params.items() if p.kind == inspect.Parameter.KEYWORD_ONLY
-                    and k not in ("image_size", "seed")}
-        assert keywords == {k: o.default for k, o in cls.OPTIONS.items()}, name
+        assert all(isinstance(o, Option) and isinstance(o.default, o.type) for o in cls.OPTIONS.values()), name
+        assert cls.resolve_options({}) == {k: o.default for k, o in cls.OPTIONS.items()}, name
+        with pytest.raises(UserError, match=f"dataset '{name}' has no option 'bogus'"):
+            cls.resolve_options({"bogus": 1})
+    for name, root in roots.items():  # open takes exactly the declared options as keywords
+        with pytest.raises(UserError, match=f"dataset '{name}' has no option 'bogus'"):
+            get_dataset(name).open(root, bogus=1)
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))
