@@ -94,9 +94,10 @@ def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) ->
 
 
 def mock_run(method_name: str, *, backbone: str = "resnet18", image_size: int = 32, steps: int = 2,
-             seed: int = 0, workdir: Path | None = None) -> MockRunReport:
-    """Check the contract of registered method ``method_name`` on tiny synthetic data; never raises
-    for a broken method (every problem becomes a FAIL line)."""
+             seed: int = 0, workdir: Path | None = None, settings: dict[str, Any] | None = None) -> MockRunReport:
+    """Check the contract of registered method ``method_name`` (its defaults, with ``settings``
+    applied as ``--set`` would) on tiny synthetic data; never raises for a broken method (every
+    problem becomes a FAIL line)."""
     import torch
 
     if image_size < 16:
@@ -106,7 +107,7 @@ def mock_run(method_name: str, *, backbone: str = "resnet18", image_size: int = 
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="ssfbench-mockrun-") as tmp:
             return mock_run(method_name, backbone=backbone, image_size=image_size, steps=steps, seed=seed,
-                            workdir=Path(tmp))
+                            workdir=Path(tmp), settings=settings)
     report = MockRunReport(method_name)
     ctx: dict[str, Any] = {}
 
@@ -130,7 +131,8 @@ def mock_run(method_name: str, *, backbone: str = "resnet18", image_size: int = 
 
     torch.manual_seed(seed)
     check("registered", lambda: _registered(method_name, ctx))
-    check("instantiate with defaults", lambda: _instantiate(ctx, backbone, image_size), needs=("cls",))
+    check("instantiate with " + (", ".join(f"{k}={v}" for k, v in settings.items()) if settings else "defaults"),
+          lambda: _instantiate(ctx, backbone, image_size, settings or {}), needs=("cls",))
     check("tiny data", lambda: _data(ctx, image_size), needs=("method",))
     check("embed shape and dtype", lambda: _shape(ctx), needs=("method", "x"))
     check("embedding finite", lambda: _finite(ctx), needs=("z",))
@@ -152,12 +154,12 @@ def _registered(name: str, ctx: dict[str, Any]) -> str:
     from ssfbench.registry import METHODS
 
     cls = METHODS.get(name)
-    origin = {n: o for n, _, o in METHODS.describe()}.get(name, "?")
+    origin = next((o for n, _, o in METHODS.describe() if n == name), "?")  # the one in use comes first
     ctx["cls"], ctx["origin"] = cls, f" (from {origin})"
     return f"{cls.__module__}.{cls.__qualname__} from {origin}"
 
 
-def _instantiate(ctx: dict[str, Any], backbone: str, image_size: int) -> str:
+def _instantiate(ctx: dict[str, Any], backbone: str, image_size: int, settings: dict[str, Any]) -> str:
     from ssfbench.finetune import with_num_labels
     from ssfbench.preprocess import Preprocess
     from ssfbench.registry import get_dataset
@@ -166,7 +168,7 @@ def _instantiate(ctx: dict[str, Any], backbone: str, image_size: int) -> str:
     config = cls.Config()
     if cls.needs_labels:
         config = with_num_labels(cls.name, config, len(get_dataset("synth-au").label_names))
-    config = config.replace(batch_size=BATCH)
+    config = config.replace(**{**settings, "batch_size": BATCH})
     method = cls(config, backbone=backbone, image_size=image_size)
     if not isinstance(method.embed_dim, int) or method.embed_dim < 1:
         raise TypeError(f"embed_dim must be a positive int, got {method.embed_dim!r}")

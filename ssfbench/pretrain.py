@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +58,7 @@ from ssfbench.data import VideoSource
 from ssfbench.device import autocast, resolve_device
 from ssfbench.errors import UserError
 from ssfbench.fileio import atomic_write_bytes, atomic_write_json
+from ssfbench.layout import CHECKPOINT, RESUME_STATE, record_path
 from ssfbench.method import Method
 from ssfbench.prefetch import prefetched
 from ssfbench.seeds import VALIDATION_WINDOWS, VIDEO_SPLIT
@@ -69,6 +70,8 @@ from ssfbench.training import (
     set_rng_states,
     training_step,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -318,7 +321,7 @@ def _set_up(method: Method, videos: VideoSource, settings: PretrainSettings, run
     if device.type == "cuda" or world.distributed:  # weights in the inputs' layout (and DDP's gradient buckets)
         method.to(memory_format=torch.channels_last)
     return _Loop(method, videos, settings, world, device, train_ids, stream, val, make_optimizer(method),
-                 run_dir / "last.pt", run_dir / "best.pt")
+                 run_dir / RESUME_STATE, run_dir / CHECKPOINT)
 
 
 def _start_or_resume(loop: _Loop) -> tuple[LoopState, list[float], dict[str, Any] | None, dict[str, Any] | None]:
@@ -336,8 +339,8 @@ def _start_or_resume(loop: _Loop) -> tuple[LoopState, list[float], dict[str, Any
         loop.optimizer.load_state_dict(saved["optimizer"])
         state = LoopState.from_dict(saved["state"])
         if loop.main:
-            print(f"resuming {method.display_name()} from {loop.last_path} at step {state.step}/{settings.steps}",
-                  file=sys.stderr)
+            logger.info("resuming %s from %s at step %d/%d", method.display_name(), loop.last_path, state.step,
+                        settings.steps)
         return state, list(saved.get("running", [])), saved, None
     state, batchnorm = LoopState(), None
     if loop.main:
@@ -419,11 +422,11 @@ def _finish(loop: _Loop, state: LoopState, base_meta: dict[str, Any]) -> Pretrai
             state.best = state.history[0]
             state.best_sha256 = save_checkpoint(loop.method, loop.best_path, {**base_meta, "selected": state.best,
                                                                               "history": state.history})
-        record = json.loads(loop.best_path.with_suffix(".json").read_text())
+        record = json.loads(record_path(loop.best_path).read_text())
         record.update(history=state.history, completed=True)
-        atomic_write_json(loop.best_path.with_suffix(".json"), record)
+        atomic_write_json(record_path(loop.best_path), record)
     distributed.barrier()
-    record = json.loads(loop.best_path.with_suffix(".json").read_text())
+    record = json.loads(record_path(loop.best_path).read_text())
     loop.method.cpu()
     return PretrainResult(loop.best_path, record["sha256"], record["history"], record["selected"])
 

@@ -46,7 +46,14 @@ from ssfbench.checkpoint import load_checkpoint, load_weights, save_checkpoint, 
 from ssfbench.data import Fold, LabeledFrames, VideoSource
 from ssfbench.embed import iter_embeddings, serve_embedding_shards, sharded_embeddings
 from ssfbench.errors import UserError
-from ssfbench.layout import OutputLayout, cache_attributes, record_path
+from ssfbench.layout import (
+    CHECKPOINT,
+    CHECKPOINT_RECORD,
+    RESUME_STATE,
+    OutputLayout,
+    cache_attributes,
+    record_path,
+)
 from ssfbench.method import Method
 from ssfbench.metrics import NoPositivesWarning, per_label_auc, per_label_f1
 from ssfbench.pretrain import PretrainSettings, pretrain, split_videos
@@ -454,7 +461,7 @@ def check_labels(dataset: LabeledFrames) -> None:
 def discard_checkpoints(run_dir: Path) -> None:
     """``--fresh``: remove the run folder's checkpoints and resume state (caches stay: they are
     keyed by the checkpoint's sha256, so they are reused only if retraining gives the same weights)."""
-    for name in ("best.pt", "best.json", "last.pt"):
+    for name in (CHECKPOINT, CHECKPOINT_RECORD, RESUME_STATE):
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / "folds", ignore_errors=True)
 

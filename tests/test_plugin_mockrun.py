@@ -188,3 +188,13 @@ def test_the_readme_worked_example_passes_mock_run(tmp_path, monkeypatch):
     assert report.ok, "\n".join(report.lines())
     assert "from ssfbench-tcn" in report.header
     assert [c.status for c in report.checks].count("PASS") == 11
+
+
+def test_mock_run_checks_a_method_with_other_settings():
+    from ssfbench.mockrun import mock_run
+
+    report = mock_run("random", settings={"bn_stats": "init"})
+    assert report.ok
+    assert any(c.name == "instantiate with bn_stats=init" and c.status == "PASS" for c in report.checks)
+    bad = mock_run("random", settings={"bn_stats": "sometimes"})
+    assert not bad.ok and any(c.status == "FAIL" and "bn_stats" in c.detail for c in bad.checks)

@@ -12,15 +12,20 @@ import click
 @click.option("--image-size", type=int, default=32, show_default=True, help="Input size of the tiny run.")
 @click.option("--steps", type=int, default=2, show_default=True, help="Training steps of the tiny run.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def mock_run_cmd(method_name: str, backbone: str, image_size: int, steps: int, seed: int) -> None:
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="Check the method with this setting instead of its default (repeatable), as `run --set` takes it.")
+def mock_run_cmd(method_name: str, backbone: str, image_size: int, steps: int, seed: int,
+                 settings: tuple[str, ...]) -> None:
     """Check a method against the contract in about a minute on tiny synthetic data (CPU): it
     instantiates with defaults, embeds ([B, embed_dim] float32, finite), is deterministic and
     batch-independent in eval mode, leaves weights and BatchNorm statistics alone while embedding,
     trains a few steps with a finite loss, survives a checkpoint round trip and feeds the probe.
     One PASS/FAIL/SKIP line per check; exit code 0 when nothing failed, 2 otherwise."""
+    from ssfbench.cli.options import parse_settings
     from ssfbench.mockrun import mock_run
 
-    report = mock_run(method_name, backbone=backbone, image_size=image_size, steps=steps, seed=seed)
+    report = mock_run(method_name, backbone=backbone, image_size=image_size, steps=steps, seed=seed,
+                      settings=parse_settings(settings))
     for line in report.lines():
         click.echo(line)
     if not report.ok:
