@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import REPO
 
 from ssfbench.cli import cli
 from ssfbench.compare import PAPER_FILES, paper_dir, paper_table
 from ssfbench.results import label_columns
 
 _ = None  # a blank cell
-REPO = Path(__file__).resolve().parents[1]
 
 BP4D = ["AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU14", "AU15", "AU17", "AU23", "AU24", "avg"]
 DISFA = ["AU1", "AU2", "AU4", "AU6", "AU9", "AU12", "AU25", "AU26", "avg"]

@@ -1,7 +1,5 @@
 """Registry: built-ins, real entry-point plugins, clashes, broken plugins, suggestions."""
 
-import sys
-import textwrap
 import warnings
 
 import pytest
@@ -32,25 +30,11 @@ class NotAMethod:
 
 
 @pytest.fixture
-def plugin_dist(tmp_path, monkeypatch):
+def plugin_dist(install_plugin):
     """A real installed distribution (dist-info on sys.path) declaring ssfbench.methods entry points."""
-    (tmp_path / "tinyplugin").mkdir()
-    (tmp_path / "tinyplugin" / "__init__.py").write_text(textwrap.dedent(PLUGIN))
-    info = tmp_path / "tinyplugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyplugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[ssfbench.methods]\n"
-        "tiny = tinyplugin:TinyMethod\n"
-        "ranking = tinyplugin:ClashMethod\n"
-        "broken-import = tinyplugin_missing_module:Thing\n"
-        "broken-contract = tinyplugin:NotAMethod\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    METHODS.reset()
-    yield
-    METHODS.reset()
-    sys.modules.pop("tinyplugin", None)
+    install_plugin("tinyplugin", "tinyplugin", PLUGIN, {
+        "tiny": "tinyplugin:TinyMethod", "ranking": "tinyplugin:ClashMethod",
+        "broken-import": "tinyplugin_missing_module:Thing", "broken-contract": "tinyplugin:NotAMethod"})
 
 
 def test_builtins_are_registered():

@@ -4,7 +4,7 @@ fingerprints and random streams every checkpoint, cache and score is keyed by mu
 
 Fingerprints, fold permutations, splits and window draws are integers or hashes (the same on every
 machine) and are compared exactly; rendered pixels go through float maths that another CPU may
-round differently, so they are compared with ``tests/golden/synthetic.npz`` allowing a stray 1 (on
+round differently, so they are compared with ``tests/datasets/golden/synthetic.npz`` allowing a stray 1 (on
 the machine that recorded them they are identical).
 """
 

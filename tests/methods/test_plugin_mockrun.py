@@ -5,8 +5,6 @@ reported by name, check by check, while every other method keeps working."""
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 import warnings
 
 import pytest
@@ -76,28 +74,15 @@ TINY_RUN = ["--no-init-control", "--backbone", "test_resnet", "--image-size", "3
 
 
 @pytest.fixture
-def plugin(tmp_path, monkeypatch):
+def plugin(install_plugin):
     """A real installed distribution ``tinyssl`` declaring ``ssfbench.methods`` entry points."""
-    (tmp_path / "tinyssl").mkdir()
-    (tmp_path / "tinyssl" / "__init__.py").write_text(textwrap.dedent(PLUGIN))
-    info = tmp_path / "tinyssl-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyssl\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[ssfbench.methods]\n"
-        "tinytemporal = tinyssl:TinyTemporal\n"
-        "leaky-bn = tinyssl:LeakyBatchNorm\n"
-        "wrong-shape = tinyssl:WrongShape\n"
-        "not-a-method = tinyssl:NotAMethod\n"
-        "missing-module = tinyssl_not_installed:Thing\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    METHODS.reset()
+    folder = install_plugin("tinyssl", "tinyssl", PLUGIN, {
+        "tinytemporal": "tinyssl:TinyTemporal", "leaky-bn": "tinyssl:LeakyBatchNorm",
+        "wrong-shape": "tinyssl:WrongShape", "not-a-method": "tinyssl:NotAMethod",
+        "missing-module": "tinyssl_not_installed:Thing"})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        yield tmp_path
-    METHODS.reset()
-    sys.modules.pop("tinyssl", None)
+        yield folder
 
 
 def test_plugin_passes_mock_run_and_runs_through_the_probe(plugin, capsys):
@@ -158,33 +143,21 @@ def test_unknown_method_fails_the_first_check_with_suggestions(capsys):
     assert out.splitlines()[1].startswith("FAIL") and "did you mean 'ranking'" in out
 
 
-def test_the_readme_worked_example_passes_mock_run(tmp_path, monkeypatch):
+def test_the_readme_worked_example_passes_mock_run(install_plugin):
     """methods/README.md's example package, installed from the README's own code blocks."""
     import re
     tomllib = pytest.importorskip("tomllib")
-    from pathlib import Path
+    from conftest import REPO
 
-    readme = (Path(__file__).parents[1] / "methods" / "README.md").read_text()
+    readme = (REPO / "methods" / "README.md").read_text()
     pyproject = tomllib.loads(re.search(r"```toml\n(.*?)```", readme, re.S).group(1))
     code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
     entry_points = pyproject["project"]["entry-points"]["ssfbench.methods"]
     assert entry_points == {"tcn": "ssfbench_tcn:TCN"}
-    (tmp_path / "ssfbench_tcn").mkdir()
-    (tmp_path / "ssfbench_tcn" / "__init__.py").write_text(code)
-    info = tmp_path / "ssfbench_tcn-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {pyproject['project']['name']}\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text(
-        "[ssfbench.methods]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    METHODS.reset()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            report = mock_run("tcn", backbone="test_resnet", steps=1)
-    finally:
-        METHODS.reset()
-        sys.modules.pop("ssfbench_tcn", None)
+    install_plugin(pyproject["project"]["name"], "ssfbench_tcn", code, entry_points, version="0.1.0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = mock_run("tcn", backbone="test_resnet", steps=1)
     assert report.ok, "\n".join(report.lines())
     assert "from ssfbench-tcn" in report.header
     assert [c.status for c in report.checks].count("PASS") == 11
