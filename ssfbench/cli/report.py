@@ -75,15 +75,15 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
         raise UserError(f"--plot: folder {plot.parent} does not exist")
     datasets = datasets or _default_datasets(out)
     results = load_results(out / "results") if out.is_dir() else []
-    if not results:
-        click.echo(f"note: {out} holds no results of your runs; the tables show the paper's rows"
-                   f"{' and the committed leaderboards' if committed else ''} only", err=True)
     tables = [comparison_table(d, out=out, paper=paper, methods=methods, committed=committed, results=results)
               for d in datasets]
     if init_gains:
         tables = [add_init_gains(t, _result_sources(out, results, committed), resamples=resamples, seed=seed)
                   for t in tables]
     _check_found(tables, methods)
+    if not results:
+        click.echo(f"note: {out} holds no results of your runs; the tables show the paper's rows"
+                   f"{' and the committed leaderboards' if committed else ''} only", err=True)
     for table in tables:
         if fmt == "md":
             click.echo(f"\n{caption(table)}\n")
