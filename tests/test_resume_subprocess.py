@@ -28,7 +28,8 @@ pytestmark = pytest.mark.slow
 
 ARGS = ["run", "--method", "ranking", "--k", "2", "--datasets", "synth-au", "--steps", "4", "--image-size", "32",
         "--batch-size", "4", "--workers", "0", "--quiet", "--embed-batch-size", "24",
-        "--data-option", "synth-vox.identities=8", "--data-option", "synth-au.subjects=6"]
+        "--data-option", "synth-vox.identities=8", "--data-option", "synth-au.subjects=6",
+        "--no-init-control"]  # one run folder: the paired steps-0 control is a second run (tests/test_floors.py)
 #: ``python -c`` program: the CLI with a sleep before each pretraining step (argv[1] s) and each
 #: embedding batch (argv[2] s); the sleeps touch no RNG and no number
 SLOW = """
