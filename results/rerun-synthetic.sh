@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Regenerate every committed synthetic row (issue 12's list, in priority order) into OUT, at one
+# commit with a clean tree; then copy OUT/results/runs/* to results/runs/ and rebuild the
+# leaderboards with ssfbench.results.write_leaderboards(Path("results")).
+#   results/rerun-synthetic.sh OUT        (one command after another; a killed run resumes when rerun)
+set -u
+OUT=${1:?usage: results/rerun-synthetic.sh OUT}
+LOG="$OUT/rerun.log"
+mkdir -p "$OUT"
+run() {
+  echo "$(date +%T) START ssfbench $*" >> "$LOG"
+  local t0=$(date +%s)
+  ssfbench "$@" --out "$OUT" --quiet >> "$LOG.full" 2>&1
+  echo "$(date +%T) END rc=$? $(( $(date +%s) - t0 ))s ssfbench $*" >> "$LOG"
+}
+run run --method random --seeds 0 1 2
+run run --method ranking --k 2 --seeds 0 1 2
+run run --method triplet --k 2 --seeds 0 1 2
+run run --method npair --k 2 --seeds 0 1 2
+run run --method fabnet --seeds 0 1 2
+run run --method tcae --seeds 0 1 2
+run run --method pixels
+run run --method random --set bn_stats=init --seeds 0 1 2
+run run --method supervised
+ssfbench synth calibrate --out "$OUT" >> "$LOG.full" 2>&1
+run run --method ranking --k 2 --data-option synth-vox.pose_drift=false
+run run --method ranking --k 2 --data-option synth-vox.speech=false
+run run --method ranking --k 2 --lr 0.01 --seeds 0 1 2
+run run --method ranking --k 1 2 4
+run run --method ranking --k 2 --steps 1200 --seeds 0 1 2
+run run --method ranking --k 2 --steps 1200 --lr 0.01 --seeds 0 1 2
+echo "$(date +%T) ALL DONE" >> "$LOG"
