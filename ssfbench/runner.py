@@ -339,8 +339,7 @@ def evaluate(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec,
             "timing": {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)}}
 
 
-def evaluate_per_fold(spec: RunSpec, run_dir: Path, run_id: str, dataset: LabeledFrames,
-                      meta: dict[str, Any]) -> dict[str, Any]:
+def evaluate_per_fold(spec: RunSpec, run_id: str, dataset: LabeledFrames, meta: dict[str, Any]) -> dict[str, Any]:
     """For a ``needs_labels`` method: per fold, train a fresh copy (same seeded init) on the fold's
     training rows, freeze it, embed the dataset and fit the probe on that fold. Checkpoints and
     caches are kept per fold (and per dataset version) and reused when complete; returns the scores
@@ -642,7 +641,7 @@ def _run_per_fold(spec: RunSpec, method: Method, eval_sets: list[LabeledFrames],
     run_id = identity["run_id"]
     output = RunOutput(run_id=run_id)
     for ds in eval_sets:
-        scores = evaluate_per_fold(spec, layout.run_dir(run_id), run_id, ds, meta)
+        scores = evaluate_per_fold(spec, run_id, ds, meta)
         result = result_record(
             run_id=run_id, config_hash=identity["config_hash"], method=method.name, variant=identity["variant"],
             display_name=method.display_name(), backbone=spec.backbone, source="ssfbench", role=method.role,
