@@ -372,7 +372,8 @@ def _write_rows(f: h5py.File, start: int, block: np.ndarray) -> None:
     f.flush()
 
 
-def _fill_partial(partial: Path, attrs: Mapping[str, Any], n: int, start: int, compute_from: RowsFrom) -> None:
+def _fill_partial(path: Path, partial: Path, attrs: Mapping[str, Any], n: int, start: int,
+                  compute_from: RowsFrom) -> None:
     """Append the rows ``compute_from(start)`` yields until all ``n`` are written; then mark the
     file complete (the resume bookkeeping removed) and fsync it."""
     with h5py.File(partial, "r+") as f:
@@ -381,7 +382,7 @@ def _fill_partial(partial: Path, attrs: Mapping[str, Any], n: int, start: int, c
             block = np.ascontiguousarray(block, dtype=np.float32)
             if block.ndim != 2 or done + len(block) > n:
                 raise ValueError(f"compute_from yielded a block of shape {block.shape} at row {done} of {n}")
-            _check_finite(block, done, attrs, partial.with_name(partial.name.removeprefix(".").removesuffix(".partial")))
+            _check_finite(block, done, attrs, path)
             _write_rows(f, done, block)
             done += len(block)
         if done != n or "embeddings" not in f:
@@ -406,7 +407,7 @@ def _write_resumable(path: Path, attrs: Mapping[str, Any], keys: np.ndarray, com
     try:
         if start == 0:
             _start_partial(partial, attrs, keys, resume_key)
-        _fill_partial(partial, attrs, len(keys), start, compute_from)
+        _fill_partial(path, partial, attrs, len(keys), start, compute_from)
         os.replace(partial, path)
     except Exception as exc:
         partial.unlink(missing_ok=True)
