@@ -18,6 +18,7 @@ import os
 import pkgutil
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -70,8 +71,11 @@ def import_each(modules: list[str], workers: int) -> dict[str, str | None]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
     def run(chunk: list[str]) -> dict[str, str | None]:
+        # cwd outside the checkout: `python -c` puts the cwd first on sys.path, and the source folder
+        # ssfbench/ (without methods/ and datasets/, which the install maps in) would shadow the
+        # installed package, as it did under tox's non-editable install
         proc = subprocess.run([sys.executable, "-c", WORKER, *chunk], capture_output=True, text=True,
-                              env=env, timeout=600)
+                              env=env, timeout=600, cwd=tempfile.gettempdir())
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULTS ")]
         assert proc.returncode == 0 and lines, f"worker failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
         return json.loads(lines[-1][len("RESULTS "):])
