@@ -497,9 +497,11 @@ def versions() -> dict[str, str]:
 def result_record(*, run_id: str, config_hash: str, method: str, variant: str, display_name: str, backbone: str,
                   source: str, dataset: LabeledFrames, seed: int, scores: dict[str, Any], role: str,
                   **extra: Any) -> Result:
-    """One result (schema :data:`~ssfbench.records.SCHEMA`): identity, role, provenance, scores, extras;
-    validated as any results file is when read."""
+    """One result (schema :data:`~ssfbench.records.SCHEMA`): identity, role, provenance, how the
+    dataset's faces were prepared (``face_preprocessing``; ``faces_found`` counts how the faces read
+    in this process were found), scores, extras; validated as any results file is when read."""
     scores = dict(scores)
+    found = dict(getattr(dataset, "faces_found", None) or {})
     device = scores.pop("probe_device", PROBE_DEFAULTS["device"])
     record = {
         "schema": SCHEMA, "protocol_version": ssfbench.PROTOCOL_VERSION,
@@ -507,6 +509,7 @@ def result_record(*, run_id: str, config_hash: str, method: str, variant: str, d
         "run_id": run_id, "config_hash": config_hash, "method": method, "variant": variant,
         "display_name": display_name, "backbone": backbone, "source": source, "role": role, "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint(), "seed": seed,
+        "face_preprocessing": dataset.preprocessing(), **({"faces_found": found} if found else {}),
         "probe": {**PROBE_DEFAULTS, "seed": seed, "device": device},
         "versions": versions(), **extra, **scores,
     }
