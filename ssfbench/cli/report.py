@@ -48,6 +48,9 @@ def _default_datasets(out: Path) -> tuple[str, ...]:
 @click.option("--committed/--no-committed", default=True, show_default=True,
               help="Include the committed leaderboards (results/*.csv).")
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="Also write a per-label bar chart (PNG).")
+@click.option("--curves", multiple=True, metavar="RUN...",
+              help="Pretraining runs (run ids under --out/runs, run folders or their curve.csv), space-separated: "
+                   "draw their training curves into --plot instead of the tables.")
 @click.option("--vs", nargs=2, default=None, metavar="A B",
               help="Paired bootstrap over test subjects of A - B (run ids, method or row names) on each dataset.")
 @click.option("--init-gains/--no-init-gains", default=True, show_default=True,
@@ -57,8 +60,8 @@ def _default_datasets(out: Path) -> tuple[str, ...]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.pass_context
 def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[str, ...], out: Path, fmt: str,
-                paper: str, committed: bool, plot: Path | None, vs: tuple[str, str] | None, init_gains: bool,
-                resamples: int, seed: int) -> None:
+                paper: str, committed: bool, plot: Path | None, curves: tuple[str, ...], vs: tuple[str, str] | None,
+                init_gains: bool, resamples: int, seed: int) -> None:
     """Paper-style tables: one per dataset (per-label scores, average, coverage), the paper's rows
     beside yours, and a summary across datasets like the paper's Table 5.
 
@@ -66,6 +69,7 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
     ssfbench compare --datasets bp4d disfa                 # the paper's Tables 1 and 2 (+ your rows)
     ssfbench compare --datasets synth-au synth-expr --plot out.png
     ssfbench compare --datasets synth-au --vs ranking random   # paired bootstrap CI of the difference
+    ssfbench compare --curves RUN_ID RUN_ID2 --plot curves.png  # pretraining curves (runs/<run_id>/curve.csv)
     """
     from ssfbench.compare import add_init_gains, caption, comparison_table, render_summary, render_table
     from ssfbench.results import load_results
@@ -73,6 +77,13 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
     _check_out(ctx, out)
     if plot is not None and not plot.parent.is_dir():
         raise UserError(f"--plot: folder {plot.parent} does not exist")
+    if curves:
+        if plot is None:
+            raise UserError("--curves draws a figure: give --plot FILE.png (the numbers are in each run's curve.csv)")
+        from ssfbench.curves import draw_curves
+
+        click.echo(f"wrote {draw_curves(curves, out, plot)}")
+        return
     datasets = datasets or _default_datasets(out)
     results = load_results(out / "results") if out.is_dir() else []
     tables = [comparison_table(d, out=out, paper=paper, methods=methods, committed=committed, results=results)

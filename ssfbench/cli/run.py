@@ -108,7 +108,8 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
             data_options: tuple[str, ...], lr: float | None, batch_size: int | None, settings: tuple[str, ...],
             out: Path, device: str, workers: str, overwrite: str, quiet: bool, ensemble: bool = False,
             resume: bool = True, checkpoint_every: int = 0, embed_batch_size: int = 256,
-            check_sync_every: int = 0, reuse_only: bool = False, init_control: bool = True) -> None:
+            check_sync_every: int = 0, reuse_only: bool = False, init_control: bool = True,
+            log: str | None = None) -> None:
     """``run`` (``stop_after`` None), ``pretrain`` or ``embed`` with the parsed options;
     ``probe`` is ``run`` with ``reuse_only``. Bad options raise :class:`UserError` before any work."""
     from ssfbench import distributed
@@ -129,6 +130,10 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
         raise UserError(f"{'--fresh' if not resume else '--overwrite always'}: probe never pretrains or embeds; "
                         "give it to `ssfbench pretrain` / `ssfbench embed`")
     num_workers = parse_workers(workers, device)
+    if log == "tensorboard":
+        from ssfbench.curves import require_tensorboard
+
+        require_tensorboard()
     if image_size < 16:
         raise UserError(f"--image-size must be at least 16, got {image_size}")
     overrides: dict[str, object] = parse_settings(settings)
@@ -151,7 +156,7 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
                    num_workers=num_workers, overwrite=overwrite, progress=not quiet, resume=resume,
                    checkpoint_every=checkpoint_every, embed_batch_size=embed_batch_size, argv=invocation(),
                    stop_after=stop_after, sync_check_every=check_sync_every, reuse_only=reuse_only,
-                   init_control=init_control)
+                   init_control=init_control, log=log)
     members: dict[int, list[RunOutput]] = {}  # seed -> one output per value of the ensemble axis
     for k in tuple(dict.fromkeys(ks)) or (None,):
         for s in seeds or (seed,):
