@@ -165,8 +165,8 @@ def recorded_argv() -> tuple[str, ...]:
     every given option spelled out, so the record never depends on a file."""
     from ssfbench.cli.options import invocation
 
-    ctx = click.get_current_context()
-    if not any(ctx.get_parameter_source(p.name) is click.core.ParameterSource.DEFAULT_MAP for p in ctx.command.params):
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or not any(ctx.get_parameter_source(p.name) is click.core.ParameterSource.DEFAULT_MAP for p in ctx.command.params):
         return invocation()
     return ("ssfbench", ctx.command.name or ctx.info_name, *to_argv(ctx.command, given_options(ctx)))
 
