@@ -82,3 +82,10 @@ def test_rerun_refuses_what_run_did_not_make(tmp_path, capsys):
     assert code == 2 and "not an `ssfbench run` command" in err and err.count("\n") == 1
     code, _, err = run_main(["rerun", str(tmp_path / "missing.json")], capsys)
     assert code == 2 and "not a readable results JSON" in err
+
+
+def test_toml_values_round_trip():
+    from ssfbench.config import to_toml
+
+    options = {"method": 'odd "name" \\ ü', "k": [1, 2], "lr": 0.001, "quiet": True, "set": ["a=b c"], "steps": None}
+    assert tomllib.loads(to_toml(options, comments=("a comment",))) == {k: v for k, v in options.items() if v is not None}
