@@ -110,6 +110,8 @@ class RunSpec:
     sync_check_every: int = 0
     #: ``run`` of a pretrained method also scores its step-0 control (:func:`init_control_spec`)
     init_control: bool = True
+    #: also log pretraining curves to ``"tensorboard"`` (the CSV curve is always written)
+    log: str | None = None
 
 
 def build_method(spec: RunSpec, num_labels: int | None = None) -> Method:
@@ -266,7 +268,7 @@ def _make_encoder(spec: RunSpec, method: Method, best: Path, videos: VideoSource
         settings = PretrainSettings(steps=spec.steps, seed=spec.seed, device=spec.device,
                                     num_workers=spec.num_workers, progress=spec.progress,
                                     checkpoint_every=spec.checkpoint_every, resume=spec.resume,
-                                    sync_check_every=spec.sync_check_every)
+                                    sync_check_every=spec.sync_check_every, log=spec.log)
         pretrain(method, videos, settings, best.parent, meta)
 
 
