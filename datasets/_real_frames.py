@@ -286,6 +286,36 @@ class RealFrames(LabeledFrames):
                 self.problems.error("unreadable image", path, why)
         what = "all" if len(chosen) == len(unique) else f"a random sample of {len(chosen)} of"
         self.media_checked = f"{what} {len(unique)} images decoded"
+        self.check_faces(sample)
+
+    def check_faces(self, sample: int | None = None) -> None:
+        """Under ``crop=align``, look for the face in every row without landmarks (or ``sample`` of
+        them), so the report says how many have one (:meth:`face_report`)."""
+        if not self.needs_detector():
+            return
+        rows = np.flatnonzero(~np.isfinite(self.points).all(axis=(1, 2)))
+        chosen = rows[sample_indices(len(rows), sample)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DatasetWarning)  # the report counts them instead
+            self.read_images(chosen.tolist())
+        self._faces_checked = len(chosen)
+
+    def face_report(self) -> str:
+        """One line: rows with landmarks / a box / to detect, and what detection found when checked."""
+        summary = self.face_summary()
+        if not self.aligned:
+            return "crop=centre: the centre square of every frame (not the paper's preprocessing)"
+        text = f"{summary['landmarks']} rows with landmarks"
+        if self.FALLBACK == "box":
+            text += f", {summary['box']} with the face box only"
+        else:
+            text += f", {summary['detect']} to detect"
+            checked = getattr(self, "_faces_checked", 0)
+            if checked:
+                found = self.faces_found
+                text += (f"; detection on {checked} of them: {found['detected']} faces found, "
+                         f"{found[NO_FACE]} without a face (centre square)")
+        return text
 
     def report_facts(self) -> list[tuple[str, str]]:
         """Lines of the report above the label table (subclasses add their own)."""
@@ -297,6 +327,7 @@ class RealFrames(LabeledFrames):
         facts.append(("folds", " | ".join(f"{f.name}: train {len(f.train)} test {len(f.test)}" for f in folds)
                       or "none"))
         facts.append(("media", self.media_checked))
+        facts.append(("faces", self.face_report()))
         return facts
 
     def report(self):

@@ -388,4 +388,5 @@ class DISFA(RealFrames):
                                     f"{n} decodable frames; labels need frame index {int(rows.max())}")
         what = "all" if len(chosen) == len(subjects) else f"a random sample of {len(chosen)} of"
         self.media_checked = f"{what} {len(subjects)} videos decoded ({total} frames)"
+        self.check_faces(sample)
 

@@ -90,6 +90,9 @@ def test_aligned_on_a_jaa_landmark_list(tmp_path):
     assert abs(int(image[:, :, 0].mean()) - 100) <= 3 and image[1:-1, :, 0].min() >= 90  # (JPEG blurs the edge rows)
     assert "49 points" in ds.preprocessing()["landmarks"] and ds.faces_found["landmarks"] == 1
     assert ds.fingerprint() != BP4D.open(replica.root, image_size=32).fingerprint()
+    report = BP4D.inspect(replica.root, **lists).render()  # verify: how many frames have landmarks or a face
+    assert f"{len(ds) - 1} rows with landmarks, 1 to detect; detection on 1 of them: 0 faces found, " \
+           "1 without a face (centre square)" in report
     with pytest.raises(UserError, match="needs bp4d.landmark_paths"):
         BP4D.open(replica.root, image_size=32, landmarks=lists["landmarks"])
     (tmp_path / "short.txt").write_text("1 2 3\n")
