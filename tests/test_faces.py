@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 from cli_runner import run_main
+from PIL import Image
 from replicas import template_landmarks
 from skimage import data
 from skimage.transform import SimilarityTransform, warp
