@@ -15,6 +15,7 @@ import torch
 from ssfbench.encoders import RELEASED_PREFIXES, Encoder, is_released_layout
 from ssfbench.losses import ranking_accuracy, ranking_triplet_loss
 from ssfbench.method import Method, MethodConfig
+from ssfbench.preprocess import Preprocess
 from ssfbench.sampling import ranking_window
 from ssfbench.statedict import load_mapped, translate_prefixes
 
@@ -66,6 +67,14 @@ class RankingMethod(Method):
                                f"not for backbone {self.backbone!r}")
         own = translate_prefixes(state_dict, {rel: f"encoder.{ours}" for rel, ours in prefixes.items()})
         load_mapped(self, own, {}, layout=f"{self.name} ({self.backbone}, the authors' model.py)")
+        self.weights_preprocess = self.released_preprocess()
+
+    def released_preprocess(self) -> Preprocess:
+        """The released training code's transform without its random crop: resize 256, pad 24,
+        centre crop 224 (the central 224/256 of the face), resize 256, ImageNet normalisation."""
+        return Preprocess(input_size=256, center_crop=224 / 256,
+                          source="the ranking paper's code (ihp-lab/temporal-consistency), its random crop left "
+                                 "out: resize 256, pad 24, centre crop 224, resize 256, ImageNet normalisation")
 
     def frame_offsets(self) -> list[int]:
         return ranking_window(0, self.config.k, self.config.n)

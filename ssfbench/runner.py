@@ -338,6 +338,7 @@ def evaluate(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec,
     started = time.time()
     scores = probe_dataset(x, dataset, seed=spec.seed, device=probe_device(spec))
     return {**scores, "n_rows": len(dataset), "embed_dim": int(x.shape[1]), "cache": str(cache_path),
+            "preprocess": method.preprocess.to_dict(),
             "timing": {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)}}
 
 

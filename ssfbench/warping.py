@@ -248,8 +248,7 @@ class WarpingMethod(Method):
     def released_key_map(self) -> dict[str, str]:
         """Released module path -> own module path, for the eight-conv (256 px) layout."""
 
-    @property
-    def preprocess(self) -> Preprocess:
+    def default_preprocess(self) -> Preprocess:
         """Raw [0, 1] input, as the authors feed it (no mean/std normalisation)."""
         return Preprocess(input_size=self.image_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
@@ -285,5 +284,9 @@ class WarpingMethod(Method):
         """Own layout, or the authors' released one (256 px only), with or without ``module.``."""
         hint = (f"the released layout is the 256-px eight-conv model; this one has image_size {self.image_size}: "
                 "pass --image-size 256")
-        load_mapped(self, state_dict, self.released_key_map(), layout=f"{self.name} (own or released)",
+        key_map = self.released_key_map()
+        load_mapped(self, state_dict, key_map, layout=f"{self.name} (own or released)",
                     released_ok=self.depth == RELEASED_DEPTH, hint=hint)
+        inner = state_dict.get("state_dict_model", state_dict)
+        if any(k.removeprefix("module.").rpartition(".")[0] in key_map for k in inner):
+            self.weights_preprocess = self.released_preprocess()

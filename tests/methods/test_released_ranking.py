@@ -51,6 +51,23 @@ def test_released_layout_gives_the_authors_embeddings(authors, method, data_para
         assert torch.equal(ours.eval().embed(x), authors(x))
 
 
+def test_the_authors_preprocessing_travels_with_their_weights(authors, tmp_path):
+    from ssfbench.checkpoint import load_checkpoint, save_checkpoint
+    from ssfbench.preprocess import IMAGENET_MEAN
+
+    path = tmp_path / "released.pth"
+    torch.save(authors.state_dict(), path)
+    ours = get_method("ranking")(backbone="resnet18")
+    assert ours.preprocess.input_size == 64 and ours.preprocess.center_crop == 1.0
+    load_weights(ours, path)
+    released = ours.preprocess  # resize 256, pad 24, centre crop 224, resize 256, ImageNet statistics
+    assert (released.input_size, released.center_crop, released.mean) == (256, 224 / 256, IMAGENET_MEAN)
+    assert "ihp-lab/temporal-consistency" in released.source
+    save_checkpoint(ours, tmp_path / "best.pt")
+    again, _ = load_checkpoint(tmp_path / "best.pt")
+    assert again.preprocess == released  # saved with the checkpoint, restored with it
+
+
 def test_keys_that_do_not_fit_are_named(authors, tmp_path):
     state = dict(authors.state_dict())
     state["resnet18.9.weight"] = torch.zeros(1)
