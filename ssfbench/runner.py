@@ -256,7 +256,9 @@ def _make_encoder(spec: RunSpec, method: Method, best: Path, videos: VideoSource
     if spec.weights is not None:
         load_weights(method, spec.weights)
         if main:
-            save_checkpoint(method, best, {**meta, "weights": str(spec.weights), "completed": True})
+            layout = "released (the authors' layout and preprocessing)" if method.weights_preprocess else "own"
+            save_checkpoint(method, best, {**meta, "weights": str(spec.weights), "weights_layout": layout,
+                                           "completed": True})
     elif not method.trainable:
         method = build_method(spec)  # weights drawn from the seed just set
         if main:
