@@ -102,3 +102,19 @@ def test_no_face_anywhere_is_one_error_line(tmp_path, capsys):
                      "faces smaller than about 40 px are missed)"]
     rc, _, err = run_main(["faces", "align", str(tmp_path / "nothing.png"), "--out", str(tmp_path / "o")], capsys)
     assert rc == 2 and err.strip() == f"error: {tmp_path / 'nothing.png'}: no such image or folder"
+
+
+def test_a_missing_faces_extra_is_one_line_naming_the_pip_command(monkeypatch):
+    import sys
+
+    from ssfbench import detection
+    from ssfbench.errors import UserError
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib now raises ImportError
+    detection.default_detector.cache_clear()
+    try:
+        with pytest.raises(UserError, match=r"^face detection needs dlib: pip install 'ssfbench\[faces\]'$"):
+            detection.default_detector()
+        assert not detection.available()
+    finally:
+        detection.default_detector.cache_clear()
