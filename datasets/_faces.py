@@ -37,13 +37,6 @@ def square_box(x: float, y: float, w: float, h: float, scale: float = 1.0) -> Bo
     return (cx - half, cy - half, cx + half, cy + half)
 
 
-def landmark_box(points: np.ndarray, scale: float = 1.3) -> Box:
-    """The square of side ``scale`` x the larger extent of ``points`` ([K, 2] x, y), centred on
-    their bounding box."""
-    lo, hi = points.min(0), points.max(0)
-    return square_box(float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]), scale)
-
-
 def crop_resize(image: Image.Image, box: Box, size: int) -> np.ndarray:
     """``box`` of ``image`` (RGB) resized to ``size`` x ``size`` (antialiased bilinear) as uint8
     ``[size, size, 3]``; parts of the box outside the image are black."""
@@ -137,6 +130,6 @@ def sample_indices(n: int, sample: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
 
 
-__all__ = ["THREADS", "Box", "center_box", "square_box", "landmark_box", "crop_resize", "read_face", "read_rgb",
+__all__ = ["THREADS", "Box", "center_box", "square_box", "crop_resize", "read_face", "read_rgb",
            "read_aligned", "check_image",
            "thread_map", "sample_indices"]

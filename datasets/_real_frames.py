@@ -45,8 +45,6 @@ from ssfbench.options import Option
 CROP_OPTION = Option(str, "align", "align: the paper's (landmarks, else the fallback: box or detected face); "
                                    "centre: the centre square, not comparable with the paper", ("align", "centre"))
 MARGIN_OPTION = Option(float, alignment.MARGIN, "context around the alignment template (0 = the template)")
-#: what a row without landmarks falls back to
-FALLBACKS = ("detect", "box")
 NO_FACE = "no face detected (centre square)"
 
 
@@ -164,7 +162,7 @@ class RealFrames(LabeledFrames):
         points = self.face_points(index)
         if points is not None:
             self._count("landmarks", index)
-            return read_aligned(path, self.matrix(points), self.image_size)
+            return read_aligned(path, self.matrix(points, index), self.image_size)
         if self.FALLBACK == "box" and np.isfinite(self.boxes[index]).all():
             self._count("box", index)
             return read_face(path, tuple(map(float, self.boxes[index])), self.image_size)
@@ -185,9 +183,14 @@ class RealFrames(LabeledFrames):
         pts = self.points[index]
         return pts.astype(np.float64) if np.isfinite(pts).all() else None
 
-    def matrix(self, points: np.ndarray) -> np.ndarray:
-        """The source -> crop alignment matrix for ``points`` at this dataset's size and margin."""
-        return alignment.alignment_matrix(points, self.image_size, self.options.get("margin", alignment.MARGIN))
+    def matrix(self, points: np.ndarray, index: int | None = None) -> np.ndarray:
+        """The source -> crop alignment matrix for ``points`` (of row ``index``) at this dataset's
+        size and margin; landmarks no similarity fits are a :class:`UserError` naming the row."""
+        try:
+            return alignment.alignment_matrix(points, self.image_size, self.options.get("margin", alignment.MARGIN))
+        except ValueError as exc:
+            row = f" row {self.keys[index]}" if index is not None else ""
+            raise UserError(f"{self.name}{row}: {exc}") from None
 
     def crop_array(self, image: np.ndarray, index: int, where: str) -> np.ndarray:
         """The crop of row ``index`` from its decoded frame ``image`` (uint8 RGB): aligned on its
@@ -195,11 +198,11 @@ class RealFrames(LabeledFrames):
         (counted, and warned about once naming ``where``)."""
         size = self.image_size
         if not self.aligned:
-            return crop_resize(Image.fromarray(image), center_box(image.shape[1], image.shape[0]), size)
+            return _centre(image, size)
         points = self.face_points(index)
         if points is not None:
             self._count("landmarks", index)
-            return alignment.warp(image, self.matrix(points), size)
+            return alignment.warp(image, self.matrix(points, index), size)
         if self.FALLBACK == "box" and np.isfinite(self.boxes[index]).all():
             self._count("box", index)
             return crop_resize(Image.fromarray(image), tuple(map(float, self.boxes[index])), size)
@@ -213,7 +216,7 @@ class RealFrames(LabeledFrames):
             warnings.warn(f"{self.name}: no face detected in {where} (the centre square is used; such frames are "
                           f"counted in the results' face_preprocessing and by `ssfbench datasets verify`)",
                           DatasetWarning, stacklevel=2)
-        return crop_resize(Image.fromarray(image), center_box(image.shape[1], image.shape[0]), size)
+        return _centre(image, size)
 
     def _count(self, how: str, index: int) -> bool:
         """Record how row ``index``'s face was found; True the first time any row had no face."""
@@ -338,4 +341,9 @@ class RealFrames(LabeledFrames):
                       labels=label_counts(self.label_names, self.targets), problems=self.problems)
 
 
-__all__ = ["RealFrames"]
+def _centre(image: np.ndarray, size: int) -> np.ndarray:
+    """The centre square of a decoded frame, resized to ``size``."""
+    return crop_resize(Image.fromarray(image), center_box(image.shape[1], image.shape[0]), size)
+
+
+__all__ = ["RealFrames", "CROP_OPTION", "MARGIN_OPTION", "NO_FACE"]
