@@ -298,9 +298,16 @@ class RealFrames(LabeledFrames):
             return
         rows = np.flatnonzero(~np.isfinite(self.points).all(axis=(1, 2)))
         chosen = rows[sample_indices(len(rows), sample)]
+        def look(index: int) -> None:
+            try:
+                self.read_images([index])
+            except UserError:
+                pass  # an unreadable image: check_media reports it
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DatasetWarning)  # the report counts them instead
-            self.read_images(chosen.tolist())
+            for index in chosen.tolist():  # one at a time: video readers are not thread-safe
+                look(index)
         self._faces_checked = len(chosen)
 
     def face_report(self) -> str:
