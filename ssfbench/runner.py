@@ -514,7 +514,7 @@ def result_record(*, run_id: str, config_hash: str, method: str, variant: str, d
         "run_id": run_id, "config_hash": config_hash, "method": method, "variant": variant,
         "display_name": display_name, "backbone": backbone, "source": source, "role": role, "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint(), "seed": seed,
-        "face_preprocessing": dataset.preprocessing(), **({"faces_found": found} if found else {}),
+        "face_preprocessing": getattr(dataset, "preprocessing", dict)(), **({"faces_found": found} if found else {}),
         "probe": {**PROBE_DEFAULTS, "seed": seed, "device": device},
         "versions": versions(), **extra, **scores,
     }
