@@ -38,6 +38,7 @@ checkpoint writes excluded) per second of wall time, summed over ranks.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -141,6 +142,12 @@ class WindowBatches(Dataset):
     offsets, for methods with random gaps) drawn from ``(seed, e, video)``; videos shorter than the
     method's window are skipped. ``shard = (i, n)`` keeps windows ``i, i + n, ...`` of every step
     (one shard per rank; ``(0, 1)`` keeps them all).
+
+    A source whose ``windows_per_visit`` is W > 1 (VoxCeleb2 from mp4: one decoding pass serves
+    several windows) gets W windows per visit, each with its own anchor and offsets drawn one after
+    the other from the same ``(seed, e, video)`` generator (the first is the W = 1 window): a step
+    visits ``ceil(B / W)`` videos and keeps the first B windows, and shards are contiguous runs of
+    windows so that each rank decodes only its own visits.
     """
 
     def __init__(self, videos: VideoSource, train_ids: np.ndarray, method: Method, seed: int,
@@ -154,29 +161,41 @@ class WindowBatches(Dataset):
         self.sample_offsets = method.sample_offsets
         self.span = method.window_span()
         self.usable = np.array([v for v in train_ids if videos.num_frames(int(v)) >= self.span])
-        if len(self.usable) < self.batch_size:
+        self.per_visit = max(1, int(getattr(videos, "windows_per_visit", 1)))
+        self.visits_per_step = -(-self.batch_size // self.per_visit)
+        if len(self.usable) < self.visits_per_step:
             raise UserError(f"{videos.name}: only {len(self.usable)} training videos have at least {self.span} "
-                            f"frames (the window), fewer than a batch of {self.batch_size}")
-        self.steps_per_epoch = len(self.usable) // self.batch_size
+                            f"frames (the window), fewer than the {self.visits_per_step} a batch of "
+                            f"{self.batch_size} visits")
+        self.steps_per_epoch = len(self.usable) // self.visits_per_step
 
     def windows(self, step: int) -> list[tuple[int, list[int]]]:
-        """(video, frame indices) of every example of training step ``step``."""
+        """(video, frame indices) of every example of training step ``step`` (a video's windows together)."""
         epoch, pos = divmod(step, self.steps_per_epoch)
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.usable))
-        chosen = self.usable[order[pos * self.batch_size:(pos + 1) * self.batch_size]]
+        chosen = self.usable[order[pos * self.visits_per_step:(pos + 1) * self.visits_per_step]]
         out = []
         for v in chosen:
             rng = np.random.default_rng([self.seed, epoch, int(v)])
-            anchor = int(rng.integers(0, self.videos.num_frames(int(v)) - self.span + 1))
-            out.append((int(v), [anchor + o for o in self.sample_offsets(rng)]))
-        return out
+            for _ in range(self.per_visit):
+                anchor = int(rng.integers(0, self.videos.num_frames(int(v)) - self.span + 1))
+                out.append((int(v), [anchor + o for o in self.sample_offsets(rng)]))
+        return out[:self.batch_size]
 
     def __len__(self) -> int:  # the stream is unbounded; DataLoader only needs a sampler
         return 2**62
 
     def __getitem__(self, step: int) -> torch.Tensor:
-        mine = self.windows(step)[self.shard[0]::self.shard[1]]
-        return torch.from_numpy(np.stack([self.videos.read_frames(v, f) for v, f in mine]))
+        rank, ranks = self.shard
+        if self.per_visit == 1:
+            mine = self.windows(step)[rank::ranks]
+        else:
+            share = self.batch_size // ranks
+            mine = self.windows(step)[rank * share:(rank + 1) * share]
+        frames: list[np.ndarray] = []
+        for v, group in itertools.groupby(mine, key=lambda window: window[0]):
+            frames += self.videos.read_windows(v, [f for _, f in group])
+        return torch.from_numpy(np.stack(frames))
 
 
 def validation_windows(videos: VideoSource, val_ids: np.ndarray, method: Method, seed: int) -> np.ndarray:
