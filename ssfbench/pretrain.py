@@ -32,7 +32,11 @@ names stay importable from here.
 
 Each epoch's record carries ``train_frames_per_s``: frames through the whole training path (data
 loading, device copy, preprocessing, jitter, forward, backward, optimiser step; validation and
-checkpoint writes excluded) per second of wall time, summed over ranks.
+checkpoint writes excluded) per second of wall time, summed over ranks; ``model_frames_per_s``,
+the same frames over the time of the steps alone (the loop's wait for its next batch left out: the
+model's rate when data is free, measured for nothing as the run goes); ``data_wait_fraction``; and
+``bottleneck`` (``data`` when the loop waited for batches more than 10 % of the time, else
+``model``). The last epoch's are logged at the end; best.json and the result JSON carry them.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from ssfbench.checkpoint import save_checkpoint, torch_save_stable
 from ssfbench.data import VideoSource
 from ssfbench.device import autocast, resolve_device
 from ssfbench.errors import UserError
+from ssfbench.feeding import bottleneck
 from ssfbench.fileio import atomic_write_bytes, atomic_write_json
 from ssfbench.layout import CHECKPOINT, RESUME_STATE, record_path
 from ssfbench.method import Method
@@ -317,14 +322,24 @@ class _Loop:
 @dataclass
 class _Throughput:
     """Wall time and frames of the training path (validation and checkpoint writes excluded) since
-    the last epoch end."""
+    the last epoch end, and how much of that time the loop waited for its next batch."""
 
     busy_s: float = 0.0
     frames: int = 0
+    wait_s: float = 0.0
 
     def frames_per_s(self) -> float:
         """Frames per second of training-path wall time (as recorded: one decimal)."""
         return round(self.frames / max(self.busy_s, 1e-9), 1)
+
+    def record(self) -> dict[str, Any]:
+        """What an epoch's record says about speed: ``train_frames_per_s``; ``model_frames_per_s``,
+        the rate of the steps alone (the time not spent waiting for data: what the model would reach
+        if data were free); ``data_wait_fraction``; and ``bottleneck`` (:func:`ssfbench.feeding.bottleneck`)."""
+        model_s = max(self.busy_s - self.wait_s, 1e-9)
+        return {"train_frames_per_s": self.frames_per_s(), "model_frames_per_s": round(self.frames / model_s, 1),
+                "data_wait_fraction": round(self.wait_s / max(self.busy_s, 1e-9), 3),
+                "bottleneck": bottleneck(self.wait_s, self.busy_s)}
 
 
 def _set_up(method: Method, videos: VideoSource, settings: PretrainSettings, run_dir: Path,
@@ -421,8 +436,7 @@ def _end_epoch(loop: _Loop, state: LoopState, running: list[float], throughput: 
     record = {"epoch": math.ceil(state.step / loop.stream.steps_per_epoch), "step": state.step,
               "train_loss": float(np.mean(running)),
               **validate(method, loop.val, loop.device, method.config.batch_size),
-              "elapsed_s": round(time.time() - started, 1),
-              "train_frames_per_s": throughput.frames_per_s()}
+              "elapsed_s": round(time.time() - started, 1), **throughput.record()}
     if world.distributed:
         record["ranks_identical"] = world.size
     state.history.append(record)
@@ -431,6 +445,15 @@ def _end_epoch(loop: _Loop, state: LoopState, running: list[float], throughput: 
         state.best_sha256 = save_checkpoint(method, loop.best_path, {**base_meta, "selected": record,
                                                                     "history": state.history})
     return record
+
+
+def _report_speed(loop: _Loop, state: LoopState) -> None:
+    """Rank 0 logs the last epoch's speed and which side held it back (data or model)."""
+    last = next((h for h in reversed(state.history) if "bottleneck" in h), None)
+    if loop.main and last is not None:
+        logger.info("pretraining: %.1f frames/s, the steps alone %.1f frames/s, waiting for data %.0f%% of the time: "
+                    "the %s was the bottleneck", last["train_frames_per_s"], last["model_frames_per_s"],
+                    100 * last["data_wait_fraction"], "data pipeline" if last["bottleneck"] == "data" else "model")
 
 
 def _finish(loop: _Loop, state: LoopState, base_meta: dict[str, Any]) -> PretrainResult:
@@ -477,6 +500,7 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
         set_rng_states(saved["rng"] if "rng" in saved else {"torch": saved["torch_rng"]})
     tick = time.perf_counter()
     for frames in batches:
+        throughput.wait_s += time.perf_counter() - tick
         loss, n_frames = _train_step(loop, loss_module, frames, state.step)
         running.append(loss)
         state.step += 1
@@ -496,6 +520,7 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
             last_save = time.time()
         tick = time.perf_counter()
     bar.close()
+    _report_speed(loop, state)
     return _finish(loop, state, base_meta)
 
 
