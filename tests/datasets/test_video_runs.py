@@ -13,6 +13,7 @@ from replicas import moving_texture, write_video
 from ssfbench.datasets._video import DecodeCount, VideoReader
 from ssfbench.datasets._video_runs import decode_run
 from ssfbench.datasets.voxceleb2 import VoxCeleb2
+from ssfbench.errors import UserError
 
 FRAMES, SIZE, GOP = 60, 64, 25
 
@@ -77,8 +78,33 @@ def test_the_old_reader_reaches_frames_far_behind_a_keyframe(clips):
 
 
 def test_a_frame_past_the_end_is_a_user_error(clips):
-    from ssfbench.errors import UserError
-
     vox, _ = clips
     with pytest.raises(UserError, match="frame 60 could not be decoded"):
         decode_run(vox.path(0), [58, 60])
+
+
+def test_the_stream_draws_several_windows_per_visit(clips):
+    from ssfbench.pretrain import WindowBatches
+    from ssfbench.registry import get_method
+
+    cls = get_method("ranking")
+    method = cls(cls.Config(k=1, n=4, batch_size=4), image_size=SIZE)
+    root = clips[0].root
+    three = WindowBatches(VoxCeleb2.open(root, windows_per_visit=3), np.arange(3), method, seed=5)
+    assert (three.visits_per_step, three.steps_per_epoch) == (2, 1)
+    drawn = three.windows(0)
+    videos = [v for v, _ in drawn]
+    assert len(drawn) == 4 and videos[:3] == [videos[0]] * 3 and videos[3] != videos[0]
+    batch = three[0]
+    assert batch.shape == (4, len(method.frame_offsets()), SIZE, SIZE, 3)
+    for (v, frames), got in zip(drawn, batch.numpy()):
+        np.testing.assert_array_equal(got, clips[1][v][frames])
+    with pytest.raises(UserError, match="only 3 training videos .* fewer than the 4 a batch of 4 visits"):
+        WindowBatches(VoxCeleb2.open(root, windows_per_visit=1), np.arange(3), method, seed=5)
+
+
+def test_windows_per_visit_is_checked_and_part_of_the_fingerprint(clips):
+    root = clips[0].root
+    assert VoxCeleb2.open(root, windows_per_visit=1).fingerprint() != VoxCeleb2.open(root).fingerprint()
+    with pytest.raises(UserError, match="windows_per_visit must be at least 1"):
+        VoxCeleb2.open(root, windows_per_visit=0)
