@@ -26,7 +26,10 @@ draw that many windows from each visit to a clip, with independent uniform ancho
 every window's own distribution (a uniform anchor over the clip, the method's offsets) is what it
 was; but a batch of B windows now holds B / windows_per_visit clips, windows_per_visit windows each,
 and an epoch (every training clip visited once) has windows_per_visit times as many windows and as
-few steps. ``--data-option voxceleb2.windows_per_visit=1`` restores one window per clip per epoch
+few steps. Every built-in method's loss is a sum of per-window terms (its negatives are frames of the
+same window), so no loss term changes; what changes is the batch's diversity: BatchNorm statistics
+and the gradient average over B / windows_per_visit clips instead of B, and windows of one clip may
+overlap. ``--data-option voxceleb2.windows_per_visit=1`` restores one window per clip per epoch
 (and then each window is still decoded by the faster single-threaded pass).
 """
 
