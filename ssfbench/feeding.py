@@ -34,7 +34,7 @@ GPU_RESNET18_224 = Rate(7061.0, "A100-80GB estimate: NVIDIA DLE ResNet-50 v1.5 A
 #: Frames per second one core delivers to pretraining from VoxCeleb2-layout H.264 (224 px, 25 fps,
 #: keyframe every 4 s) with the default reader (one decoding pass per visit, 4 windows of the
 #: ranking method's 12 frames each): BENCHMARKS.md, "VoxCeleb2 from mp4".
-VOXCELEB2_FRAMES_PER_CORE = Rate(734.6, "BENCHMARKS.md, VoxCeleb2 from mp4: 61.2 windows/s x 12 frames, one core")
+VOXCELEB2_FRAMES_PER_CORE = Rate(637.1, "BENCHMARKS.md, VoxCeleb2 from mp4: 53.1 windows/s x 12 frames, one core")
 
 #: The share of a step's wall time spent waiting for data above which the data pipeline, not the
 #: model, is called the bottleneck.
