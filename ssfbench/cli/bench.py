@@ -58,9 +58,10 @@ def _environment(device: str) -> dict[str, object]:
               help="Also time pretraining from the on-the-fly renderer.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("ssfbench-out/bench-data"), show_default=True,
               help="Where the prepared stores the benchmark reads are written (once) and reused.")
-@click.option("--suite", type=click.Choice(["all", "pipeline", "voxceleb2"]), default="all", show_default=True,
+@click.option("--suite", type=click.Choice(["pipeline", "voxceleb2", "all"]), default="pipeline", show_default=True,
               help="pipeline: the rows above; voxceleb2: reading VoxCeleb2-layout H.264 at 224 px per core, old and "
-                   "new reader, against the encoder's training rate (BENCHMARKS.md, VoxCeleb2 from mp4).")
+                   "new reader, against the encoder's training rate at 224 px (BENCHMARKS.md, VoxCeleb2 from mp4; "
+                   "writes 16 clips into --data-dir once); all: both.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the rows as JSON here.")
 def bench_cmd(device: str, image_size: int, steps: int, embed_batch_size: int, workers: str, identities: int,
               probe: bool, probe_rows: int, rounds: int, render: bool, data_dir: Path, suite: str,
@@ -68,7 +69,7 @@ def bench_cmd(device: str, image_size: int, steps: int, embed_batch_size: int, w
     """Measure the data pipeline against the model's own speed, in one run: embedding (JPEG store
     to HDF5 cache) vs the encoder's forward pass, pretraining vs forward+backward on preloaded
     windows, the synthetic renderer vs what training consumes, the linear probe vs scikit-learn,
-    and reading VoxCeleb2 from mp4 per core (--suite voxceleb2 alone). For a GPU machine:
+    and (--suite voxceleb2 or all) reading VoxCeleb2 from mp4 per core. For a GPU machine:
     ssfbench bench --device cuda --out gpu.json
     """
     from tabulate import tabulate

@@ -108,3 +108,15 @@ def test_windows_per_visit_is_checked_and_part_of_the_fingerprint(clips):
     assert VoxCeleb2.open(root, windows_per_visit=1).fingerprint() != VoxCeleb2.open(root).fingerprint()
     with pytest.raises(UserError, match="windows_per_visit must be at least 1"):
         VoxCeleb2.open(root, windows_per_visit=0)
+
+
+def test_the_reader_comparison_reports_rates_and_decoding_cost(clips):
+    from ssfbench.decode_speed import compare_readers
+    from ssfbench.registry import get_method
+
+    cls = get_method("ranking")
+    method = cls(cls.Config(k=1, n=4, batch_size=2), image_size=SIZE)
+    before, one, two = compare_readers(clips[0].root, method, windows=4, rounds=1, per_visit=(1, 2))
+    assert not before["new"] and one["new"] and two["windows_per_visit"] == 2
+    assert before["speedup"] == 1.0 and all(r["windows_per_s"] > 0 and r["decoded_per_used"] > 0 for r in (one, two))
+    assert two["frames_per_s"] == pytest.approx(two["windows_per_s"] * len(method.frame_offsets()))
