@@ -3,7 +3,6 @@ on a GPU (``--device cuda``), printed as a table and written as JSON for BENCHMA
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from datetime import datetime, timezone
@@ -13,6 +12,7 @@ import click
 
 from ssfbench.cli.options import parse_workers
 from ssfbench.errors import UserError
+from ssfbench.fileio import atomic_write_json
 
 
 def _cpu_name() -> str:
@@ -109,8 +109,8 @@ def bench_cmd(device: str, image_size: int, steps: int, embed_batch_size: int, w
                        f"(difference {r['probe_f1'] - r['sklearn_f1']:+.2f} points)")
     if out is not None:
         try:
-            out.write_text(json.dumps({"environment": env, "workers": num_workers, "image_size": image_size,
-                                       "steps": steps, "rows": rows}, indent=2) + "\n")
+            atomic_write_json(out, {"environment": env, "workers": num_workers, "image_size": image_size,
+                                    "steps": steps, "suite": suite, "rows": rows})
         except OSError as exc:
             raise UserError(f"{out}: cannot write ({exc.strerror})") from None
         click.echo(f"wrote {out}")
