@@ -1,6 +1,7 @@
 """Face crops from image files: read an image with Pillow (JPEG decoded at a reduced scale when that
-is enough), cut a square face box (from the dataset's box or landmarks, else the centre square) and
-resize it to the adapter's output size; check that images decode; decode several in threads."""
+is enough), either align it on landmarks (:mod:`ssfbench.alignment`) or cut a square face box (the
+dataset's box, else the centre square) and resize it to the adapter's output size; check that
+images decode; decode several in threads."""
 
 from __future__ import annotations
 
@@ -36,13 +37,6 @@ def square_box(x: float, y: float, w: float, h: float, scale: float = 1.0) -> Bo
     return (cx - half, cy - half, cx + half, cy + half)
 
 
-def landmark_box(points: np.ndarray, scale: float = 1.3) -> Box:
-    """The square of side ``scale`` x the larger extent of ``points`` ([K, 2] x, y), centred on
-    their bounding box."""
-    lo, hi = points.min(0), points.max(0)
-    return square_box(float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]), scale)
-
-
 def crop_resize(image: Image.Image, box: Box, size: int) -> np.ndarray:
     """``box`` of ``image`` (RGB) resized to ``size`` x ``size`` (antialiased bilinear) as uint8
     ``[size, size, 3]``; parts of the box outside the image are black."""
@@ -73,6 +67,35 @@ def read_face(path: str | Path, box: Box | None, size: int) -> np.ndarray:
         raise UserError(f"{path}: image not found") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise UserError(f"{path}: unreadable image ({exc})") from None
+
+
+def read_rgb(path: str | Path, reduce_to: float = 1.0) -> tuple[np.ndarray, float]:
+    """The image at ``path`` as uint8 RGB and the factor its pixels were scaled by: JPEGs are
+    decoded at the smallest draft scale still at least ``reduce_to`` of full size (1 = full). A
+    missing or corrupt file is a :class:`UserError` naming it."""
+    try:
+        with Image.open(path) as im:
+            width = im.size[0]
+            if im.format == "JPEG" and reduce_to < 1.0:
+                im.draft("RGB", (max(1, math.ceil(im.size[0] * reduce_to)), max(1, math.ceil(im.size[1] * reduce_to))))
+            return np.asarray(im.convert("RGB")), im.size[0] / width
+    except FileNotFoundError:
+        raise UserError(f"{path}: image not found") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise UserError(f"{path}: unreadable image ({exc})") from None
+
+
+def read_aligned(path: str | Path, matrix: np.ndarray, size: int) -> np.ndarray:
+    """The image at ``path`` warped by the source -> crop ``matrix`` into ``size`` x ``size``; JPEGs
+    are decoded at the reduced scale the crop allows (the matrix rescaled to it)."""
+    from ssfbench.alignment import warp
+
+    scale = float(np.sqrt(abs(np.linalg.det(np.asarray(matrix)[:, :2]))))
+    image, factor = read_rgb(path, reduce_to=min(1.0, 2.0 * scale))
+    if factor != 1.0:  # a pixel centre x of the full image sits at (x + 0.5) * factor - 0.5 in the draft
+        to_full = np.array([[1 / factor, 0, 0.5 / factor - 0.5], [0, 1 / factor, 0.5 / factor - 0.5], [0, 0, 1]])
+        matrix = np.vstack([matrix, [0, 0, 1]]) @ to_full
+    return warp(image, np.asarray(matrix)[:2], size)
 
 
 def check_image(path: str | Path) -> str | None:
@@ -107,5 +130,6 @@ def sample_indices(n: int, sample: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
 
 
-__all__ = ["THREADS", "Box", "center_box", "square_box", "landmark_box", "crop_resize", "read_face", "check_image",
+__all__ = ["THREADS", "Box", "center_box", "square_box", "crop_resize", "read_face", "read_rgb",
+           "read_aligned", "check_image",
            "thread_map", "sample_indices"]

@@ -27,7 +27,7 @@ from ssfbench.datasets._faces import (
     center_box,
     check_image,
     crop_resize,
-    landmark_box,
+    read_aligned,
     read_face,
     sample_indices,
     square_box,
@@ -56,7 +56,7 @@ from ssfbench.options import Option, resolve_options
 
 __all__ = [
     "Digest", "stable_fraction",
-    "THREADS", "Box", "center_box", "check_image", "crop_resize", "landmark_box", "read_face", "sample_indices",
+    "THREADS", "Box", "center_box", "check_image", "crop_resize", "read_aligned", "read_face", "sample_indices",
     "square_box", "thread_map",
     "IMAGE_SUFFIXES", "MAX_FAN_OUT", "VIDEO_SUFFIXES", "descend", "entries", "find_child", "find_parent_of",
     "find_path", "numbered_images", "read_rows", "read_text", "relative", "require_root", "subdirs",

@@ -92,6 +92,12 @@ def fold_roles(folds: Sequence[Fold], n: int) -> np.ndarray:
     return roles
 
 
+def _with_counts(ds: Any) -> dict[str, Any]:
+    """``ds.preprocessing()`` plus, for a store, how every face was found (all rows were read)."""
+    found = dict(getattr(ds, "faces_found", None) or {})
+    return {**ds.preprocessing(), **({"faces_found": dict(sorted(found.items()))} if found else {})}
+
+
 def write_prepared(ds: Any, out: Path, *, codec: str = "jpeg", batch: int = 64, progress: bool = True) -> Path:
     """Decode every row of the labelled dataset ``ds`` (an adapter's ``RealFrames`` or any
     :class:`LabeledFrames`, e.g. a synthetic set) and write the store to ``out``."""
@@ -129,7 +135,7 @@ def write_prepared(ds: Any, out: Path, *, codec: str = "jpeg", batch: int = 64, 
                 "source_root": str(Path(ds.root).resolve()) if getattr(ds, "root", None) else "",
                 "source_fingerprint": ds.fingerprint(),
                 "options": json.dumps(getattr(ds, "options", {}), sort_keys=True, default=str), "image_size": size, "codec": codec,
-                "preprocessing": json.dumps(ds.preprocessing(), sort_keys=True), "complete": True,
+                "preprocessing": json.dumps(_with_counts(ds), sort_keys=True), "complete": True,
             })
 
     atomic_write_bytes(out, write)

@@ -19,24 +19,26 @@ seed (order- and download-independent). The probe trains on the 85% and is score
 (one fold, ``test``); the validation set is exposed as ``splits == "val"`` and not used by the
 fixed-hyper-parameter probe.
 
-Faces: the csv's box, made square (side = the larger of width and height, same centre; parts
-outside the image are black), resized; ``preprocessing()`` records it.
+Faces (``crop=align``, the default): aligned on the csv's 68 landmarks (iBUG order); a row whose
+landmarks are missing or not 136 numbers falls back to its csv box, made square (side = the larger
+of width and height, same centre; parts outside the image are black). ``crop=centre`` cuts the
+centre square instead (not the paper's; marked in tables). ``preprocessing()`` records it.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ssfbench.alignment import five_points
 from ssfbench.data import Fold
 from ssfbench.datasets._digest import stable_fraction
 from ssfbench.datasets._faces import square_box
 from ssfbench.datasets._files import entries, find_path, read_rows, read_text, relative
-from ssfbench.datasets._real_frames import RealFrames
+from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, RealFrames
 from ssfbench.options import Option
 
 COLUMNS: tuple[str, ...] = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
@@ -57,7 +59,8 @@ class AffectNet(RealFrames):
     summary = "AffectNet (your copy): 8 expressions (codes 8-10 dropped), training.csv 85/15 + validation.csv, AUC"
     label_names = CLASSES
     metric = "auc"
-    OPTIONS: dict[str, Option] = {}
+    OPTIONS: dict[str, Option] = {"crop": CROP_OPTION, "margin": MARGIN_OPTION}
+    FALLBACK = "box"
 
     # ---- scanning --------------------------------------------------------------------------
     def _scan(self) -> None:
@@ -86,7 +89,10 @@ class AffectNet(RealFrames):
             "images": relative(image_dir, self.root) or ".",
             "split": "training.csv 85/15 train/test (hashed), validation.csv = val",
             "sizes": ", ".join(f"{s} {int((self.splits == s).sum())}" for s in ("train", "val", "test")),
-            "crop": "csv face box, made square, resized",
+            "crop": ("centre square of each image (crop=centre: not the paper's preprocessing)"
+                     if self.options["crop"] == "centre" else
+                     f"aligned on the csv's 68 landmarks ({self.face_summary()['box']} rows without them: "
+                     "the csv box, squared)"),
         }
 
     def _find_lists(self) -> tuple[Path | None, Path | None]:
@@ -137,7 +143,8 @@ class AffectNet(RealFrames):
         keep = good & ~dropped
         return pd.DataFrame({"key": cells[0].to_numpy()[keep], "line": lines[keep], "file": path.name,
                              "code": code[keep].astype(np.int64), "x": box[keep, 0], "y": box[keep, 1],
-                             "w": box[keep, 2], "h": box[keep, 3], "split": split})
+                             "w": box[keep, 2], "h": box[keep, 3], "split": split,
+                             "landmarks": cells[5].to_numpy()[keep]})
 
     def _image_dir(self, table: pd.DataFrame) -> Path | None:
         """The folder under which the rows' ``subDirectory_filePath`` resolve (tried on a few rows)."""
@@ -193,14 +200,23 @@ class AffectNet(RealFrames):
                 self.problems.error("empty split", self.root, f"no usable {split} images (the fold needs both)")
         self.boxes = np.array([square_box(x, y, w, h) for x, y, w, h in table[["x", "y", "w", "h"]].to_numpy()],
                               np.float32).reshape(-1, 4)
+        self.points = np.stack([_five(text) for text in table["landmarks"]]).astype(np.float32).reshape(-1, 5, 2)
+        self.landmark_source = "csv facial_landmarks (68 points)"
 
     # ---- protocol --------------------------------------------------------------------------
     def folds(self) -> list[Fold]:
         """One fold: train on 85% of training.csv, test on the other 15% (validation not used)."""
         return [Fold("test", np.flatnonzero(self.splits == "train"), np.flatnonzero(self.splits == "test"))]
 
-    def crop_record(self) -> dict[str, Any]:
-        """The csv face box, squared around its centre."""
-        return {"crop": "box", "box": "csv face_x, face_y, face_width, face_height; square of side max(w, h), "
-                                      "same centre, black outside the image",
-                "output_size": self.image_size, "resample": "bilinear (antialiased)"}
+
+
+def _five(text: str) -> np.ndarray:
+    """The five alignment points of a csv ``facial_landmarks`` cell (136 numbers ``x1;y1;...``),
+    NaN when the cell is empty or malformed (the row then falls back to its box)."""
+    try:
+        values = np.array([float(v) for v in text.split(";") if v.strip()], dtype=np.float64)
+    except ValueError:
+        values = np.zeros(0)
+    if values.size != 136 or not np.isfinite(values).all():
+        return np.full((5, 2), np.nan)
+    return five_points(values.reshape(68, 2))

@@ -13,8 +13,13 @@ Label files come in two header styles, both read by header name: the original in
 ``N + frame_offset`` (default 0), found whatever its zero padding (4, 3 or 2 digits: the adapter
 lists each task folder and matches numbers, not names).
 
-Faces: the official copy's landmark files are not read (where they live is unverified), so each
-frame is cut to its centre square and resized; ``preprocessing()`` records it.
+Faces, the paper's way (``crop=align``, the default): aligned on 49 landmarks when a per-frame list
+in JAA-Net's format is given (``landmarks=BP4D_land.txt``: per line 98 numbers ``x1 y1 ... x49 y49``,
+1-based pixels; ``landmark_paths=BP4D_path.txt``: the image path of each line, e.g.
+``BP4D/F001/T1/2440.jpg``, matched on subject, task and CSV frame number), else on the 68 landmarks
+of the face dlib detects (the ``[faces]`` extra). Where the official distribution keeps its own 2-D
+landmarks is unverified, so they are not read. ``crop=centre`` cuts the centre square instead (not
+the paper's; marked in tables). ``preprocessing()`` records which.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ssfbench.alignment import five_points
 from ssfbench.data import Fold
 from ssfbench.datasets._files import (
     entries,
@@ -39,7 +45,8 @@ from ssfbench.datasets._files import (
     subdirs,
 )
 from ssfbench.datasets._folds import load_parts, standard_folds
-from ssfbench.datasets._real_frames import RealFrames
+from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, RealFrames
+from ssfbench.errors import UserError
 from ssfbench.options import Option
 
 #: The 12 benchmark AUs, in label order.
@@ -80,6 +87,10 @@ class BP4D(RealFrames):
     OPTIONS = {
         "frame_offset": Option(int, 0, "image file number = CSV frame number + this"),
         "partial": Option(bool, False, "accept a copy without all 41 standard subjects (a note, not an error)"),
+        "crop": CROP_OPTION,
+        "margin": MARGIN_OPTION,
+        "landmarks": Option(str, "", "a per-frame 49-point landmark list in JAA-Net's format (BP4D_*_land.txt)"),
+        "landmark_paths": Option(str, "", "the image path of each line of the landmark list (BP4D_*_path.txt)"),
     }
 
     # ---- scanning --------------------------------------------------------------------------
@@ -125,7 +136,7 @@ class BP4D(RealFrames):
             "images": f"{relative(image_dir, self.root)}: {len(folders)} task folders; {unlabelled} images "
                       f"outside the coded segments (not used)",
             "frames": f"image file number = CSV frame + {self.options['frame_offset']}",
-            "crop": "centre square of each frame (landmarks not used: their official location is unverified)",
+            "crop": self._crop_note(),
         }
 
     def _image_dir(self) -> Path | None:
@@ -229,6 +240,43 @@ class BP4D(RealFrames):
         self.targets = table[[f"AU{a}" for a in AUS]].to_numpy(np.int8)
         self.paths = (table["folder"] + "/" + table["file"]).to_numpy(str)
         self.boxes = np.full((len(table), 4), np.nan, np.float32)
+        self.points = np.full((len(table), 5, 2), np.nan, np.float32)
+        if self.options["landmarks"] and self.options["crop"] == "align":
+            self._read_landmarks(table)
+
+    def _read_landmarks(self, table: pd.DataFrame) -> None:
+        """Five alignment points per row from the JAA-format list (``landmarks`` + ``landmark_paths``)."""
+        land, names = Path(self.options["landmarks"]), self.options["landmark_paths"]
+        if not names:
+            raise UserError("bp4d: --data-option bp4d.landmarks needs bp4d.landmark_paths (the image path of each "
+                            "line, JAA-Net's BP4D_*_path.txt)")
+        paths = Path(names)
+        lines = [ln for ln in _read_list(land) if ln.strip()]
+        image_paths = [ln.strip() for ln in _read_list(paths) if ln.strip()]
+        if len(lines) != len(image_paths):
+            raise UserError(f"{land}: {len(lines)} landmark lines but {paths} names {len(image_paths)} images")
+        row_of = {(s, t, int(f)): i for i, (s, t, f) in enumerate(zip(table["subject"], table["task"], table["frame"]))}
+        matched = 0
+        for n, (text, image) in enumerate(zip(lines, image_paths), start=1):
+            parts = re.split(r"[\\/]", image)
+            if len(parts) < 3 or not parts[-1].split(".")[0].isdigit():
+                raise UserError(f"{paths} line {n}: expected .../<subject>/<task>/<frame>.jpg, got {image!r}")
+            key = (parts[-3].upper(), parts[-2].upper(), int(parts[-1].split(".")[0]))
+            try:
+                values = np.array(text.split(), dtype=np.float64)
+            except ValueError:
+                raise UserError(f"{land} line {n}: not numbers: {text[:60]!r}") from None
+            if values.size != 98:
+                raise UserError(f"{land} line {n}: {values.size} numbers, expected 98 (49 points x, y)")
+            row = row_of.get(key)
+            if row is not None:
+                self.points[row] = five_points(values.reshape(49, 2) - 1.0)  # JAA's lists are 1-based
+                matched += 1
+        self.digest.text("landmarks").data(land.read_bytes()).data(paths.read_bytes())
+        self.landmark_source = f"{land.name}: 49 points (JAA-Net format), {matched} of {len(table)} frames"
+        if matched < len(table):
+            self.problems.note("frames without landmarks (face detected instead)", land,
+                               f"{len(table) - matched} of {len(table)} labelled frames are not in the list")
 
     def _check_subjects(self) -> None:
         """Every standard subject must have frames (a note instead with ``partial``)."""
@@ -246,7 +294,16 @@ class BP4D(RealFrames):
         """The standard subject-independent 3 folds (fold1 tests part 3, fold2 part 2, fold3 part 1)."""
         return standard_folds(self.subjects, load_parts("bp4d"))
 
-    def crop_record(self) -> dict:
-        """Centre square of each frame, resized (no landmarks)."""
-        return {"crop": "center-square", "landmarks": "not used (official location unverified)",
-                "output_size": self.image_size, "resample": "bilinear (antialiased)"}
+    def _crop_note(self) -> str:
+        if self.options["crop"] == "centre":
+            return "centre square of each frame (crop=centre: not the paper's preprocessing)"
+        return ("aligned on " + (self.landmark_source or "the landmarks of the face dlib detects")
+                + " (official 2-D landmark files: location unverified, not read)")
+
+
+def _read_list(path: Path) -> list[str]:
+    """The lines of a text file named by a data option; missing is a one-line error."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None

@@ -13,9 +13,11 @@ index of the first decoded frame is 1). Frames are decoded with PyAV, seeking on
 jumps ahead; the last cropped frames are kept in a small cache, and ``ssfbench datasets prepare
 disfa`` stores every crop once for later runs.
 
-Faces: when every subject has landmark files (``landmarks=auto``), each frame is cut to the
-square around its 66 landmarks (1.3 x their extent; a frame without its own file uses the
-nearest frame's); otherwise every frame is cut to its centre square. ``preprocessing()`` says which.
+Faces, the paper's way (``crop=align``, the default): when every subject has landmark files
+(``landmarks=auto``), each frame is aligned on its 66 landmarks (a frame without its own file uses
+the nearest frame's); otherwise on the 68 landmarks of the face dlib detects (the ``[faces]``
+extra). ``crop=centre`` cuts the centre square instead (not the paper's; marked in tables).
+``preprocessing()`` says which.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ssfbench.alignment import five_points
 from ssfbench.data import Fold
-from ssfbench.datasets._faces import center_box, crop_resize, landmark_box, sample_indices
+from ssfbench.datasets._faces import sample_indices
 from ssfbench.datasets._files import (
     VIDEO_SUFFIXES,
     descend,
@@ -44,7 +47,7 @@ from ssfbench.datasets._files import (
     subdirs,
 )
 from ssfbench.datasets._folds import load_parts, standard_folds
-from ssfbench.datasets._real_frames import RealFrames
+from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, RealFrames
 from ssfbench.datasets._video import VideoReader
 from ssfbench.errors import UserError
 from ssfbench.options import Option
@@ -57,8 +60,6 @@ THRESHOLD = 2
 SUBJECT = re.compile(r"SN\d{3}", re.IGNORECASE)
 LABEL_FILE = re.compile(r"(SN\d{3})_au(\d+)\.txt", re.IGNORECASE)
 LANDMARK_FILE = re.compile(r"(?:SN\d{3}_|l)(\d+)_lm\.mat", re.IGNORECASE)
-#: Landmark box side relative to the extent of the 66 points.
-LANDMARK_SCALE = 1.3
 CACHE_FRAMES = 512
 OPEN_VIDEOS = 2
 
@@ -73,7 +74,10 @@ class DISFA(RealFrames):
     OPTIONS = {
         "camera": Option(str, "left", "which camera's videos", ("left", "right")),
         "frame_offset": Option(int, 0, "video frame index = label frame - 1 + this"),
-        "landmarks": Option(str, "auto", "crop from Landmark_Points when every subject has them", ("auto", "none")),
+        "landmarks": Option(str, "auto", "align on Landmark_Points when every subject has them (none: detect)",
+                            ("auto", "none")),
+        "crop": CROP_OPTION,
+        "margin": MARGIN_OPTION,
         "partial": Option(bool, False, "accept a copy without all 27 standard subjects (a note, not an error)"),
     }
 
@@ -81,6 +85,7 @@ class DISFA(RealFrames):
     def _scan(self) -> None:
         self._videos: dict[str, Path] = {}
         self._landmarks: dict[str, dict[int, Path]] = {}
+        self._landmark_keys: dict[str, list[int]] = {}
         self._readers: OrderedDict[str, VideoReader] = OrderedDict()
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self.vframes = np.zeros(0, np.int64)
@@ -120,7 +125,9 @@ class DISFA(RealFrames):
             "videos": f"{relative(video_dir, self.root)}: {len(self._videos)} {camera}-camera videos",
             "frames": f"video frame = label frame - 1 + {self.options['frame_offset']}; "
                       f"positive = intensity >= {THRESHOLD}",
-            "crop": self.crop_record()["crop_note"],
+            "crop": ("centre square of each frame (crop=centre: not the paper's preprocessing)"
+                     if self.options["crop"] == "centre" else
+                     f"aligned on {self.landmark_source or 'the landmarks of the face dlib detects'}"),
         }
 
     def _video_dir(self) -> Path | None:
@@ -267,7 +274,7 @@ class DISFA(RealFrames):
 
     def _load_landmarks(self) -> None:
         """Index the landmark files when every subject with rows has some (``landmarks=auto``)."""
-        if self.options["landmarks"] == "none" or not len(self):
+        if self.options["landmarks"] == "none" or self.options["crop"] == "centre" or not len(self):
             return
         lm_dir = find_path(self.root, [("Landmark_Points",), ("Landmarks",)], depth=2)
         if lm_dir is None:
@@ -282,11 +289,12 @@ class DISFA(RealFrames):
                 if m:
                     files[int(m.group(1))] = Path(e.path)
             if not files:
-                self.problems.note("landmarks incomplete (centre crop used)", lm_dir / subject,
-                                   "no landmark files for this subject; every subject uses the centre square")
+                self.problems.note("landmarks incomplete (faces detected instead)", lm_dir / subject,
+                                   "no landmark files for this subject; every frame's face is detected")
                 return
             index[subject] = files
         self._landmarks = index
+        self.landmark_source = "Landmark_Points (66 points)"
         substituted = 0
         for subject, vframe in zip(self.subjects, self.vframes):
             substituted += int(vframe) not in index[subject]
@@ -300,15 +308,6 @@ class DISFA(RealFrames):
         """The standard subject-independent 3 folds (fold1 tests part 3, fold2 part 2, fold3 part 1)."""
         return standard_folds(self.subjects, load_parts("disfa"))
 
-    def crop_record(self) -> dict[str, Any]:
-        """Landmark boxes when every subject has landmarks, else the centre square."""
-        if getattr(self, "_landmarks", None):
-            return {"crop": "landmark-box", "landmarks": "Landmark_Points (66 points)", "scale": LANDMARK_SCALE,
-                    "output_size": self.image_size, "resample": "bilinear (antialiased)",
-                    "crop_note": f"square around the 66 landmarks x {LANDMARK_SCALE}"}
-        return {"crop": "center-square", "landmarks": "not found (or landmarks=none)", "output_size": self.image_size,
-                "resample": "bilinear (antialiased)", "crop_note": "centre square of each frame (no landmarks used)"}
-
     # ---- reading ---------------------------------------------------------------------------
     def _reader(self, subject: str) -> VideoReader:
         reader = self._readers.pop(subject, None) or VideoReader(self._videos[subject])
@@ -318,21 +317,24 @@ class DISFA(RealFrames):
             old.close()
         return reader
 
-    def _box(self, subject: str, vframe: int, width: int, height: int) -> tuple[float, float, float, float]:
-        files = self._landmarks.get(subject)
+    def face_points(self, index: int) -> np.ndarray | None:
+        """The five alignment points of row ``index`` from its frame's 66 landmarks (the nearest
+        frame's file when it has none), or None without landmarks."""
+        files = self._landmarks.get(self.subjects[index])
         if not files:
-            return center_box(width, height)
-        keys = sorted(files)
+            return None
+        vframe = int(self.vframes[index])
+        keys = self._landmark_keys.get(self.subjects[index]) or self._landmark_keys.setdefault(
+            self.subjects[index], sorted(files))
         k = bisect.bisect_left(keys, vframe)
-        nearest = min(keys[max(0, k - 1):k + 1], key=lambda x: abs(x - vframe))
-        path = files[nearest]
+        path = files[min(keys[max(0, k - 1):k + 1], key=lambda x: abs(x - vframe))]
         try:
             from scipy.io import loadmat
 
             pts = np.asarray(loadmat(path)["pts"], dtype=np.float64).reshape(-1, 2)
+            return five_points(pts)
         except (OSError, KeyError, ValueError) as exc:
             raise UserError(f"{path}: unreadable landmark file ({exc})") from None
-        return landmark_box(pts, LANDMARK_SCALE)
 
     def read_image(self, index: int) -> np.ndarray:
         """Row ``index``: its video frame, cropped and resized to uint8 ``[S, S, 3]``."""
@@ -347,8 +349,9 @@ class DISFA(RealFrames):
                 todo.setdefault(self.subjects[i], {}).setdefault(int(self.vframes[i]), []).append(pos)
         for subject, wanted in todo.items():
             for vframe, frame in self._reader(subject).frames(sorted(wanted)):
-                image = frame.to_image()
-                crop = crop_resize(image, self._box(subject, vframe, image.width, image.height), self.image_size)
+                image = frame.to_ndarray(format="rgb24")
+                first = wanted[vframe][0]
+                crop = self.crop_array(image, int(indices[first]), f"{self._videos[subject]} frame {vframe}")
                 for pos in wanted[vframe]:
                     out[pos] = crop
         for pos, i in enumerate(indices):
@@ -359,7 +362,7 @@ class DISFA(RealFrames):
         return out  # type: ignore[return-value]
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
+        state = super().__getstate__()
         state["_readers"], state["_cache"] = OrderedDict(), OrderedDict()
         return state
 
@@ -385,4 +388,5 @@ class DISFA(RealFrames):
                                     f"{n} decodable frames; labels need frame index {int(rows.max())}")
         what = "all" if len(chosen) == len(subjects) else f"a random sample of {len(chosen)} of"
         self.media_checked = f"{what} {len(subjects)} videos decoded ({total} frames)"
+        self.check_faces(sample)
 

@@ -23,8 +23,10 @@ scored on the test set (one fold, ``test``); the validation part is exposed as `
 for model selection and is not used by the fixed-hyper-parameter probe. ``split=manual-only``
 (an explicit deviation) uses the 2020 set alone, 80/20 into training and test.
 
-Faces: no face detector is bundled, so each image is cut to its centre square and resized
-(the paper detected faces with dlib first); ``preprocessing()`` records it.
+Faces, the paper's way (``crop=align``, the default): each image's largest face is detected with
+dlib (the paper's tool; the ``[faces]`` extra) and aligned on its 68 landmarks; an image without a
+detected face is counted and cut to its centre square. ``crop=centre`` cuts the centre square of
+every image instead (not the paper's; marked in tables). ``preprocessing()`` records it.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ import io
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,7 +43,7 @@ import pandas as pd
 from ssfbench.data import Fold
 from ssfbench.datasets._digest import stable_fraction
 from ssfbench.datasets._files import IMAGE_SUFFIXES, read_rows, read_text, relative
-from ssfbench.datasets._real_frames import RealFrames
+from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, RealFrames
 from ssfbench.options import Option
 
 #: The 11 evaluation AUs of the challenge code, in label order.
@@ -81,6 +82,8 @@ class EmotioNet(RealFrames):
     OPTIONS = {
         "split": Option(str, "paper", "paper: lists 80/20 train/val + 2020 csv test; manual-only: 2020 csv 80/20",
                         ("paper", "manual-only")),
+        "crop": CROP_OPTION,
+        "margin": MARGIN_OPTION,
     }
 
     # ---- scanning --------------------------------------------------------------------------
@@ -116,7 +119,9 @@ class EmotioNet(RealFrames):
             "split": ("paper: training lists 80/20 train/val, 2020 manual set = test" if paper
                       else "manual-only: 2020 manual set 80/20 train/test (not the paper's protocol)"),
             "sizes": ", ".join(f"{s} {int((self.splits == s).sum())}" for s in ("train", "val", "test")),
-            "crop": "centre square of each image (no face detector)",
+            "crop": ("centre square of each image (crop=centre: not the paper's preprocessing)"
+                     if self.options["crop"] == "centre" else
+                     "the largest face dlib detects, aligned on its 68 landmarks (no face: centre square, counted)"),
         }
 
     def _walk(self) -> tuple[list[Path], list[Path], dict[str, list[str]]]:
@@ -269,8 +274,3 @@ class EmotioNet(RealFrames):
     def folds(self) -> list[Fold]:
         """One fold: train on the training part, test on the test set (validation not used)."""
         return [Fold("test", np.flatnonzero(self.splits == "train"), np.flatnonzero(self.splits == "test"))]
-
-    def crop_record(self) -> dict[str, Any]:
-        """Centre square (no face detector bundled; the paper used dlib)."""
-        return {"crop": "center-square", "face_detector": "none (the paper used dlib)",
-                "output_size": self.image_size, "resample": "bilinear (antialiased)"}

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ssfbench.preprocess import Preprocess
 from ssfbench.warping import (
     RELEASED_DEPTH,
     FlowDecoder,
@@ -105,6 +106,12 @@ class FabNet(WarpingMethod):
         """The authors' files keep the model under ``state_dict_model`` (their ``state_dict`` is the probe)."""
         state = payload.get("state_dict_model")
         return state if isinstance(state, dict) else super().released_state_dict(payload)
+
+    def released_preprocess(self) -> Preprocess:
+        """The authors' demo: the face resized (stretched, not squared) to 256 x 256, ``ToTensor``,
+        no normalisation. The harness's faces are square crops, so stretching is a resize."""
+        return Preprocess(input_size=256, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                          source="FAb-Net's released demo: face resized to 256 x 256, ToTensor, no normalisation")
 
     def released_key_map(self) -> dict[str, str]:
         """The authors' ``nn.Sequential`` indices -> named modules (eight-conv layout)."""

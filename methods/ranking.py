@@ -12,10 +12,12 @@ from typing import Literal
 
 import torch
 
-from ssfbench.encoders import Encoder
+from ssfbench.encoders import RELEASED_PREFIXES, Encoder, is_released_layout
 from ssfbench.losses import ranking_accuracy, ranking_triplet_loss
 from ssfbench.method import Method, MethodConfig
+from ssfbench.preprocess import Preprocess
 from ssfbench.sampling import ranking_window
+from ssfbench.statedict import load_mapped, translate_prefixes
 
 
 @dataclass
@@ -50,6 +52,29 @@ class RankingMethod(Method):
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.encoder(images)
+
+    def load_released_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Own layout, or the authors' released ``train/model.py`` one: ``resnet18.<i>.*`` (or
+        ``densenet.<i>.*``) for ``nn.Sequential(*list(model.children())[:-1])`` plus ``fc1.*``,
+        with or without DataParallel's ``module.``. Keys that do not fit are named."""
+        if not is_released_layout(state_dict):
+            load_mapped(self, state_dict, {}, layout=f"{self.name} ({self.backbone})")
+            return
+        prefixes = RELEASED_PREFIXES.get(self.backbone)
+        if prefixes is None:
+            raise RuntimeError("weights do not fit the released layout:\n"
+                               f"the released layout is mapped for {', '.join(RELEASED_PREFIXES)}, "
+                               f"not for backbone {self.backbone!r}")
+        own = translate_prefixes(state_dict, {rel: f"encoder.{ours}" for rel, ours in prefixes.items()})
+        load_mapped(self, own, {}, layout=f"{self.name} ({self.backbone}, the authors' model.py)")
+        self.weights_preprocess = self.released_preprocess()
+
+    def released_preprocess(self) -> Preprocess:
+        """The released training code's transform without its random crop: resize 256, pad 24,
+        centre crop 224 (the central 224/256 of the face), resize 256, ImageNet normalisation."""
+        return Preprocess(input_size=256, center_crop=224 / 256,
+                          source="the ranking paper's code (ihp-lab/temporal-consistency), its random crop left "
+                                 "out: resize 256, pad 24, centre crop 224, resize 256, ImageNet normalisation")
 
     def frame_offsets(self) -> list[int]:
         return ranking_window(0, self.config.k, self.config.n)

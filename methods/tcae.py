@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ssfbench.preprocess import Preprocess
 from ssfbench.warping import (
     RELEASED_DEPTH,
     FlowDecoder,
@@ -151,6 +152,13 @@ class TCAE(WarpingMethod):
             "au_cycle": (cfg.w9, l1(exp_back, src)),
             "pose_cycle": (cfg.w10, l1(pose_back, src)),
         }
+
+    def released_preprocess(self) -> Preprocess:
+        """The authors' loader: resize 256, pad 24, centre crop 224 (all of the padding and 16 px
+        of the face each side go: the central 224/256), resize 256, ToTensor, no normalisation."""
+        return Preprocess(input_size=256, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), center_crop=224 / 256,
+                          source="TCAE's released loader: resize 256, pad 24, centre crop 224, resize 256, "
+                                 "no normalisation")
 
     def released_key_map(self) -> dict[str, str]:
         """The authors' ``Gen_sep_feature`` names and decoder Sequential indices -> own modules."""

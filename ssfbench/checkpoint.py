@@ -88,6 +88,11 @@ def load_checkpoint(path: Path) -> tuple[Method, str]:
     except RuntimeError as exc:
         raise UserError(f"{path}: weights do not fit method {payload['method']!r}: {str(exc).splitlines()[0]}") from None
     method.pretrained = payload.get("pretrained")
+    saved = payload.get("preprocess")
+    if saved and saved != method.preprocess.to_dict():  # released weights' preprocessing travels with them
+        from ssfbench.preprocess import Preprocess
+
+        method.weights_preprocess = Preprocess.from_dict(saved)
     return method.eval(), sha256_file(path)
 
 

@@ -18,7 +18,7 @@ Every score in a table is a fraction in [0, 1]; rendering multiplies by 100.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from tabulate import tabulate
 
 from ssfbench.errors import UserError
 from ssfbench.records import role_of
-from ssfbench.results import build_leaderboard, label_columns, load_results, read_leaderboard
+from ssfbench.results import OFF_PROTOCOL, build_leaderboard, label_columns, load_results, read_leaderboard
 from ssfbench.tables import METRIC_NAMES, row_name
 
 #: dataset -> (the paper's main table, its supplementary tables); file names under results/paper/
@@ -57,7 +57,9 @@ BLOCK_TITLES = {
     ORIGIN_COMMITTED: "ssfbench: committed leaderboard (results/)",
 }
 ROW_COLUMNS = ["group", "source", "origin", "method", "variant", "backbone", "name", "order", "run_id",
-               "config_hash", "n_runs"]
+               "config_hash", "n_runs", "faces"]
+#: appended to the name of a row whose faces were not prepared the paper's way
+OFF_PROTOCOL_MARK = " †"
 
 
 @dataclass
@@ -148,8 +150,10 @@ def normalise(board: pd.DataFrame, *, origin: str) -> pd.DataFrame:
         "method": board["method"], "variant": board["variant"], "backbone": board["backbone"],
         "name": [_display(r) for _, r in board.iterrows()], "order": np.arange(len(board)),
         "run_id": board.get("run_id", ""), "config_hash": board.get("config_hash", ""),
-        "n_runs": board.get("n_runs", np.nan),
+        "n_runs": board.get("n_runs", np.nan), "faces": board.get("faces", ""),
     })
+    off = out["faces"].fillna("").astype(str).str.startswith(OFF_PROTOCOL)
+    out.loc[off, "name"] = out.loc[off, "name"] + OFF_PROTOCOL_MARK
     for lab in labels:
         out[lab] = board[lab].astype(float).to_numpy() * scale
         std = board.get(f"{lab}_std")
@@ -157,6 +161,11 @@ def normalise(board: pd.DataFrame, *, origin: str) -> pd.DataFrame:
     out["avg"] = board["avg"].astype(float).to_numpy() * scale if "avg" in board else np.nan
     out["avg_std"] = board["avg_std"].astype(float).to_numpy() * scale if "avg_std" in board else np.nan
     return out
+
+
+def off_protocol(result: Mapping) -> bool:
+    """True when the row's faces were not prepared the paper's way (marked in tables: not comparable with the paper's rows)."""
+    return (result.get("face_preprocessing") or {}).get("paper") is False
 
 
 def _display(r: pd.Series) -> str:
@@ -424,6 +433,9 @@ def caption(table: ComparisonTable) -> str:
     text = (f"{table.dataset}: per-label {table.metric_name} x100; ssfbench rows mean ± std over folds "
             f"(or seeds); * = reported in the original work, (Re.) = reproduced by the paper; "
             f"coverage = labels with a value; no average over missing labels")
+    if table.rows["name"].astype(str).str.endswith(OFF_PROTOCOL_MARK).any():
+        text += (f";{OFF_PROTOCOL_MARK} = faces not prepared the paper's way (e.g. crop=centre): not comparable "
+                 "with the paper's rows")
     if has_gains(table):
         text += (f"; {INIT_HEADER} = the row's gain over its own initialisation (the same seeds at step 0, "
                  "BatchNorm statistics re-estimated on pretraining frames, as the Random init floor), mean "

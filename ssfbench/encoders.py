@@ -8,7 +8,9 @@ layers to scale 1, as torchvision's ResNets start (the authors' starting point).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -75,6 +77,23 @@ def _create_offline_pretrained(backbone: str) -> nn.Module:
         ) from None
     finally:
         hf_constants.HF_HUB_OFFLINE = saved
+
+
+#: The ranking paper's released ``train/model.py`` layout (released prefix -> ``Encoder`` prefix):
+#: ``nn.Sequential(*list(torchvision_model.children())[:-1])`` as ``resnet18``/``densenet`` plus
+#: ``fc1``. torchvision's and timm's ResNet-18 and DenseNet-121 name their inner modules alike.
+#: (Their MobileNetV2 is not mapped: timm's ``mobilenetv2_100`` names its blocks differently.)
+RELEASED_PREFIXES: dict[str, dict[str, str]] = {
+    "resnet18": {"resnet18.0.": "trunk.conv1.", "resnet18.1.": "trunk.bn1.", "resnet18.4.": "trunk.layer1.",
+                 "resnet18.5.": "trunk.layer2.", "resnet18.6.": "trunk.layer3.", "resnet18.7.": "trunk.layer4.",
+                 "fc1.": "fc."},
+    "densenet121": {"densenet.0.": "trunk.features.", "fc1.": "fc."},
+}
+
+
+def is_released_layout(state: Mapping[str, Any]) -> bool:
+    """Whether a state dict uses the released ``model.py`` layout (its head is ``fc1``)."""
+    return any(k.startswith("fc1.") for k in state)
 
 
 class Encoder(nn.Module):

@@ -3,6 +3,8 @@
 ::
 
     <out>/runs/<run_id>/best.pt, best.json, last.pt          checkpoint, its record, resume state
+    <out>/runs/<run_id>/curve.csv                            pretraining curve (loss, validation, lr, frames/s)
+    <out>/runs/<run_id>/tb/                                  TensorBoard events (``--log tensorboard``)
     <out>/runs/<run_id>/folds/<dataset>-<fp[:8]>/<fold>.pt   label-trained methods: one encoder per fold
     <out>/embeddings/<run_id>/<dataset>.h5                   embedding caches
     <out>/embeddings/<run_id>/<dataset>/<fold>.h5            label-trained methods: one cache per fold
@@ -24,6 +26,8 @@ from typing import Any
 CHECKPOINT = "best.pt"
 CHECKPOINT_RECORD = "best.json"
 RESUME_STATE = "last.pt"
+CURVE = "curve.csv"
+TENSORBOARD_DIR = "tb"
 PREDICTIONS_SUFFIX = ".predictions.npz"
 
 
@@ -67,6 +71,14 @@ class OutputLayout:
     def checkpoint(self, run_id: str) -> Path:
         """The selected (or only) checkpoint of a run."""
         return self.run_dir(run_id) / CHECKPOINT
+
+    def curve(self, run_id: str) -> Path:
+        """The pretraining curve of a run (CSV beside ``best.json``; :mod:`ssfbench.curves`)."""
+        return self.run_dir(run_id) / CURVE
+
+    def tensorboard(self, run_id: str) -> Path:
+        """The folder of a run's TensorBoard event files (``--log tensorboard``)."""
+        return self.run_dir(run_id) / TENSORBOARD_DIR
 
     def fold_checkpoint(self, run_id: str, dataset: str, fingerprint: str, fold: str) -> Path:
         """A label-trained method's encoder of one fold of one dataset version."""

@@ -92,6 +92,10 @@ class Method(nn.Module, abc.ABC):
         self.backbone = backbone
         self.image_size = image_size
         self.pretrained = pretrained
+        #: set when weights released by a method's authors are loaded: their preprocessing
+        #: (``released_preprocess``), which then replaces ``default_preprocess`` and is saved
+        #: with the checkpoint, so it travels with the weights
+        self.weights_preprocess: Preprocess | None = None
         self.build()
 
     # ---- what a method must say -------------------------------------------------------------
@@ -134,8 +138,18 @@ class Method(nn.Module, abc.ABC):
     # ---- what a method may refine -----------------------------------------------------------
     @property
     def preprocess(self) -> Preprocess:
-        """Input size and normalisation; saved with every checkpoint and embedding cache."""
+        """Input size and normalisation; saved with every checkpoint and embedding cache: the
+        preprocessing of loaded released weights when there are some, else ``default_preprocess``."""
+        return self.weights_preprocess or self.default_preprocess()
+
+    def default_preprocess(self) -> Preprocess:
+        """The method's own input size and normalisation (ImageNet statistics by default)."""
         return Preprocess(input_size=self.image_size)
+
+    def released_preprocess(self) -> Preprocess | None:
+        """What the authors' code does to the input of their released weights (None: the same as
+        ``default_preprocess``); applied once such weights are loaded."""
+        return None
 
     @property
     def embed_dim(self) -> int:

@@ -16,27 +16,43 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class Preprocess:
-    """How images become model input: resized to ``input_size`` (square, bilinear), scaled to
-    [0, 1], then normalised with ``mean``/``std`` (mean 0 / std 1 means raw [0, 1] input)."""
+    """How images become model input: the central ``center_crop`` fraction of each side kept (1 =
+    all), resized to ``input_size`` (square, bilinear), scaled to [0, 1], then normalised with
+    ``mean``/``std`` (mean 0 / std 1 means raw [0, 1] input). ``source`` names whose convention it
+    is when it is not the method's own (released weights carry their authors' preprocessing)."""
 
     input_size: int = 64
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    center_crop: float = 1.0
+    source: str = ""
 
     def to_dict(self) -> dict:
-        return {"input_size": self.input_size, "mean": list(self.mean), "std": list(self.std)}
+        """The JSON form (saved in checkpoints, cache keys and results; the optional fields only
+        when set, so older caches keep their keys)."""
+        out = {"input_size": self.input_size, "mean": list(self.mean), "std": list(self.std)}
+        if self.center_crop != 1.0:
+            out["center_crop"] = self.center_crop
+        if self.source:
+            out["source"] = self.source
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocess:
-        return cls(int(d["input_size"]), tuple(d["mean"]), tuple(d["std"]))
+        return cls(int(d["input_size"]), tuple(d["mean"]), tuple(d["std"]), float(d.get("center_crop", 1.0)),
+                   str(d.get("source", "")))
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``[..., H, W, 3]`` (channels last, any leading dims) -> float ``[..., 3, S, S]``."""
         lead = images.shape[:-3]
         x = images.reshape(-1, *images.shape[-3:]).permute(0, 3, 1, 2).to(torch.float32, copy=True).div_(255.0)
+        if self.center_crop != 1.0:
+            h, w = x.shape[-2:]
+            ch, cw = round(h * self.center_crop), round(w * self.center_crop)
+            x = x[..., (h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                               align_corners=False, antialias=True)

@@ -30,6 +30,11 @@ trained run, evaluated like the ``random`` floor.
 optimiser, crop jitter, one optimisation step, RNG states) is in :mod:`ssfbench.training`, whose
 names stay importable from here.
 
+The curve (:mod:`ssfbench.curves`): every step's loss and learning rate (``LoopState.steps``) and the
+epoch records are written as ``curve.csv`` beside ``best.json`` whenever ``last.pt`` is (just before
+it, so a resumed run rewrites the same rows and continues), and at the end; with ``log="tensorboard"``
+also as TensorBoard events under ``tb/``.
+
 Each epoch's record carries ``train_frames_per_s``: frames through the whole training path (data
 loading, device copy, preprocessing, jitter, forward, backward, optimiser step; validation and
 checkpoint writes excluded) per second of wall time, summed over ranks; ``model_frames_per_s``,
@@ -59,6 +64,7 @@ from tqdm import tqdm
 from ssfbench import distributed
 from ssfbench.batchnorm import reestimate_batchnorm
 from ssfbench.checkpoint import save_checkpoint, torch_save_stable
+from ssfbench.curves import CurveLog, epoch_row
 from ssfbench.data import VideoSource
 from ssfbench.device import autocast, resolve_device
 from ssfbench.errors import UserError
@@ -98,6 +104,8 @@ class PretrainSettings:
     resume: bool = True
     #: under torchrun: also compare the ranks' parameters every this many steps (0: at epoch ends only)
     sync_check_every: int = 0
+    #: also log the curve to ``"tensorboard"`` (``runs/<run_id>/tb/``); the CSV curve is always written
+    log: str | None = None
 
 
 @dataclass
@@ -114,23 +122,26 @@ class PretrainResult:
 class LoopState:
     """What the loop carries from step to step besides weights, optimiser and RNG states: the next
     step, the validation records so far (``epoch 0``: the initial weights), the best record by the
-    method's selection metric and the sha256 of its checkpoint. Saved in ``last.pt`` as a plain dict
-    (:meth:`to_dict`, the layout resume files have always had) and read back with :meth:`from_dict`."""
+    method's selection metric, the sha256 of its checkpoint and one curve row per step done
+    (``{"step", "epoch", "train_loss", "lr"}``). Saved in ``last.pt`` as a plain dict (:meth:`to_dict`)
+    and read back with :meth:`from_dict`."""
 
     step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] | None = None
     best_sha256: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"step", "history", "best", "best_sha256"}`` (plain values, as stored in ``last.pt``)."""
+        """``{"step", "history", "best", "best_sha256", "steps"}`` (plain values, as stored in ``last.pt``)."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, saved: dict[str, Any]) -> LoopState:
-        """The state stored in a ``last.pt`` (written by this or an earlier version)."""
+        """The state stored in a ``last.pt`` (written by this or an earlier version, which kept no
+        step rows: its curve starts at the resumed step)."""
         return cls(step=saved["step"], history=list(saved.get("history") or []), best=saved.get("best"),
-                   best_sha256=saved.get("best_sha256"))
+                   best_sha256=saved.get("best_sha256"), steps=list(saved.get("steps") or []))
 
 
 def split_videos(n_videos: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -427,7 +438,7 @@ def _train_step(loop: _Loop, loss_module: torch.nn.Module, frames: torch.Tensor,
 
 
 def _end_epoch(loop: _Loop, state: LoopState, running: list[float], throughput: _Throughput, started: float,
-               base_meta: dict[str, Any]) -> dict[str, Any]:
+               base_meta: dict[str, Any], curves: CurveLog) -> dict[str, Any]:
     """Rank 0 at an epoch end (or the last step): validate, append the epoch's record to the history
     and, when it is the best so far by the method's selection metric, write ``best.pt``. Returns the
     record."""
@@ -440,6 +451,7 @@ def _end_epoch(loop: _Loop, state: LoopState, running: list[float], throughput: 
     if world.distributed:
         record["ranks_identical"] = world.size
     state.history.append(record)
+    curves.log(epoch_row(record))
     if _better(record[metric], state.best and state.best[metric], mode):
         state.best = record
         state.best_sha256 = save_checkpoint(method, loop.best_path, {**base_meta, "selected": record,
@@ -456,9 +468,12 @@ def _report_speed(loop: _Loop, state: LoopState) -> None:
                     100 * last["data_wait_fraction"], "data pipeline" if last["bottleneck"] == "data" else "model")
 
 
-def _finish(loop: _Loop, state: LoopState, base_meta: dict[str, Any]) -> PretrainResult:
-    """Rank 0 marks ``best.json`` completed with the whole history (at zero steps the initial weights
-    are the checkpoint); every rank then returns the same result, the method back on the CPU."""
+def _finish(loop: _Loop, state: LoopState, base_meta: dict[str, Any], curves: CurveLog) -> PretrainResult:
+    """Rank 0 writes the whole curve and marks ``best.json`` completed with the whole history (at zero
+    steps the initial weights are the checkpoint); every rank then returns the same result, the
+    method back on the CPU."""
+    curves.save(state.history, state.steps)
+    curves.close()
     if loop.main:
         if state.best is None:  # zero steps asked for: the initial weights are the checkpoint
             state.best = state.history[0]
@@ -485,6 +500,9 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
     torch.manual_seed(settings.seed)
     loop = _set_up(method, videos, settings, run_dir, world, device)
     state, running, saved, batchnorm = _start_or_resume(loop)
+    curves = CurveLog(run_dir, main=loop.main, tensorboard=settings.log == "tensorboard", first_step=state.step)
+    if saved is None and loop.main:
+        curves.log(epoch_row(state.history[0]))  # the initial weights' validation, step 0
     loss_module = _loss_module(method, device)
     base_meta = _checkpoint_meta(loop, meta, batchnorm)
     loader = _loader(loop, state.step)
@@ -504,6 +522,9 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
         loss, n_frames = _train_step(loop, loss_module, frames, state.step)
         running.append(loss)
         state.step += 1
+        state.steps.append({"step": state.step, "epoch": math.ceil(state.step / loop.stream.steps_per_epoch),
+                            "train_loss": loss, "lr": loop.optimizer.param_groups[0]["lr"]})
+        curves.log(state.steps[-1])
         throughput.busy_s += time.perf_counter() - tick
         throughput.frames += n_frames * world.size
         bar.update(1)
@@ -511,17 +532,18 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
         if epoch_end or (settings.sync_check_every and state.step % settings.sync_check_every == 0):
             distributed.check_identical(method, f"pretraining step {state.step}")
         if epoch_end and loop.main:
-            record = _end_epoch(loop, state, running, throughput, started, base_meta)
+            record = _end_epoch(loop, state, running, throughput, started, base_meta, curves)
             bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k in ("train_loss", method.selection[0])})
         if epoch_end:
             running, throughput = [], _Throughput()
         if loop.main and (epoch_end or _due(state.step, time.time() - last_save, settings)):
+            curves.save(state.history, state.steps)  # first: a resumed run rewrites these rows, never repeats them
             save_resume_state(loop.last_path, method, loop.optimizer, state, running)
             last_save = time.time()
         tick = time.perf_counter()
     bar.close()
     _report_speed(loop, state)
-    return _finish(loop, state, base_meta)
+    return _finish(loop, state, base_meta, curves)
 
 
 __all__ = ["PretrainSettings", "PretrainResult", "LoopState", "pretrain", "split_videos", "WindowBatches",

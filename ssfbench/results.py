@@ -173,6 +173,7 @@ def build_leaderboard(results: list[dict[str, Any]], dataset: str) -> pd.DataFra
         row["date"] = max(r["date"] for r in runs)
         row["metric"] = first.get("metric", "")
         row["n_folds"] = len(first.get("scores_per_fold") or {})
+        row["faces"] = faces_column(first)
         row.update(extras)
         stds = means.std(axis=0) if len(runs) > 1 else [_fold_std(first, (first.get("std") or {}).get(lab))
                                                          for lab in labels]
@@ -182,6 +183,22 @@ def build_leaderboard(results: list[dict[str, Any]], dataset: str) -> pd.DataFra
     return df.sort_values(["avg", "method", "variant", "backbone", "config_hash", "run_id"],
                           ascending=[False, True, True, True, True, True], na_position="last",
                           kind="mergesort", ignore_index=True)
+
+
+#: the leaderboard's ``faces`` value of rows whose faces were not prepared the paper's way starts with this
+OFF_PROTOCOL = "not the paper's"
+
+
+def faces_column(result: dict[str, Any]) -> str:
+    """How a result's faces were prepared, for the leaderboard's ``faces`` column: ``paper``,
+    ``not the paper's: <crop>`` (not comparable with the paper's rows), or empty where the
+    dataset has no paper protocol for faces (the synthetic sets)."""
+    record = result.get("face_preprocessing") or {}
+    if record.get("paper") is True:
+        return "paper"
+    if record.get("paper") is False:
+        return f"{OFF_PROTOCOL}: {record.get('crop', 'unknown crop')}"
+    return ""
 
 
 def _num(value: Any) -> float:
@@ -197,7 +214,7 @@ def _fold_std(result: dict[str, Any], value: Any) -> float:
 TEXT_COLUMNS = ["method", "variant", "backbone", "source", "display_name", "seeds", "run_id", "config_hash",
                 "protocol_version", "ssfbench_version", "date",
                 # extra text columns of leaderboards and of the paper's tables (results/paper/)
-                "metric", "role", "group", "dataset", "unit", "paper_table", "reference", "note"]
+                "metric", "role", "group", "dataset", "unit", "paper_table", "reference", "note", "faces"]
 
 #: leading identity columns of every leaderboard CSV; the label columns follow them, up to ``avg``
 ID_COLUMNS = ["method", "variant", "backbone", "source", "display_name"]

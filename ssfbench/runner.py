@@ -110,6 +110,8 @@ class RunSpec:
     sync_check_every: int = 0
     #: ``run`` of a pretrained method also scores its step-0 control (:func:`init_control_spec`)
     init_control: bool = True
+    #: also log pretraining curves to ``"tensorboard"`` (the CSV curve is always written)
+    log: str | None = None
 
 
 def build_method(spec: RunSpec, num_labels: int | None = None) -> Method:
@@ -254,7 +256,9 @@ def _make_encoder(spec: RunSpec, method: Method, best: Path, videos: VideoSource
     if spec.weights is not None:
         load_weights(method, spec.weights)
         if main:
-            save_checkpoint(method, best, {**meta, "weights": str(spec.weights), "completed": True})
+            layout = "released (the authors' layout and preprocessing)" if method.weights_preprocess else "own"
+            save_checkpoint(method, best, {**meta, "weights": str(spec.weights), "weights_layout": layout,
+                                           "completed": True})
     elif not method.trainable:
         method = build_method(spec)  # weights drawn from the seed just set
         if main:
@@ -266,7 +270,7 @@ def _make_encoder(spec: RunSpec, method: Method, best: Path, videos: VideoSource
         settings = PretrainSettings(steps=spec.steps, seed=spec.seed, device=spec.device,
                                     num_workers=spec.num_workers, progress=spec.progress,
                                     checkpoint_every=spec.checkpoint_every, resume=spec.resume,
-                                    sync_check_every=spec.sync_check_every)
+                                    sync_check_every=spec.sync_check_every, log=spec.log)
         pretrain(method, videos, settings, best.parent, meta)
 
 
@@ -336,6 +340,7 @@ def evaluate(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec,
     started = time.time()
     scores = probe_dataset(x, dataset, seed=spec.seed, device=probe_device(spec))
     return {**scores, "n_rows": len(dataset), "embed_dim": int(x.shape[1]), "cache": str(cache_path),
+            "preprocess": method.preprocess.to_dict(),
             "timing": {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)}}
 
 
@@ -497,9 +502,11 @@ def versions() -> dict[str, str]:
 def result_record(*, run_id: str, config_hash: str, method: str, variant: str, display_name: str, backbone: str,
                   source: str, dataset: LabeledFrames, seed: int, scores: dict[str, Any], role: str,
                   **extra: Any) -> Result:
-    """One result (schema :data:`~ssfbench.records.SCHEMA`): identity, role, provenance, scores, extras;
-    validated as any results file is when read."""
+    """One result (schema :data:`~ssfbench.records.SCHEMA`): identity, role, provenance, how the
+    dataset's faces were prepared (``face_preprocessing``; ``faces_found`` counts how the faces read
+    in this process were found), scores, extras; validated as any results file is when read."""
     scores = dict(scores)
+    found = dict(getattr(dataset, "faces_found", None) or {})
     device = scores.pop("probe_device", PROBE_DEFAULTS["device"])
     record = {
         "schema": SCHEMA, "protocol_version": ssfbench.PROTOCOL_VERSION,
@@ -507,6 +514,7 @@ def result_record(*, run_id: str, config_hash: str, method: str, variant: str, d
         "run_id": run_id, "config_hash": config_hash, "method": method, "variant": variant,
         "display_name": display_name, "backbone": backbone, "source": source, "role": role, "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint(), "seed": seed,
+        "face_preprocessing": dataset.preprocessing(), **({"faces_found": found} if found else {}),
         "probe": {**PROBE_DEFAULTS, "seed": seed, "device": device},
         "versions": versions(), **extra, **scores,
     }

@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import math
 from collections import OrderedDict
-from collections.abc import Container, Mapping
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from torch import nn
 
 from ssfbench.method import Method, MethodConfig
 from ssfbench.preprocess import Preprocess
+from ssfbench.statedict import load_mapped
 
 RELEASED_DEPTH = 8  # the authors' 256x256 input: eight stride-2 convs
 
@@ -185,55 +186,6 @@ class PercentileCurriculum(nn.Module):
         return True
 
 
-def load_mapped(module: nn.Module, state: Mapping[str, torch.Tensor], key_map: Mapping[str, str], *,
-                layout: str, released_ok: bool = True, hint: str = "") -> None:
-    """Load ``state`` (this module's own layout, or a released one whose module paths ``key_map``
-    translates) into ``module``. A nested ``state_dict_model`` entry and ``module.`` prefixes are
-    unwrapped; ``num_batches_tracked`` (absent before PyTorch 1.0) and the curriculum buffers may be
-    missing. Anything else missing, unexpected or mis-shaped raises ``RuntimeError`` naming the keys:
-    a header line, one line with ``hint`` (when released keys cannot be used, ``released_ok=False``)
-    and the missing/unexpected keys, one line with the shape mismatches."""
-    if isinstance(state.get("state_dict_model"), Mapping):
-        state = state["state_dict_model"]
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    own = module.state_dict()
-    loaded, given, unexpected = {}, {}, []
-    for key, value in state.items():
-        path, _, param = key.rpartition(".")
-        ours = key if key in own else f"{key_map[path]}.{param}" if path in key_map and released_ok else None
-        if ours is None:
-            unexpected.append(key)
-        else:
-            loaded[ours], given[ours] = value, key
-    released = any(given[k] != k for k in given)
-    inverse = {v: k for k, v in key_map.items()}
-
-    def name(key: str) -> str:  # report keys in the layout the file uses
-        path, _, param = key.rpartition(".")
-        return given.get(key) or (f"{inverse[path]}.{param}" if released and path in inverse else key)
-
-    optional = ("num_batches_tracked", "curriculum.")
-    missing = [name(k) for k in own if k not in loaded and not any(o in k for o in optional)]
-    shapes = [f"{name(k)} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in loaded.items()
-              if tuple(v.shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        notes = []
-        if not released_ok and any(k.rpartition(".")[0] in key_map for k in unexpected):
-            notes.append(hint)
-        if unexpected and all(k.split(".")[0] in ("0", "1") for k in unexpected):
-            notes.append("these look like a linear probe's keys; the released model is under 'state_dict_model'")
-        for what, keys in (("missing", missing), ("unexpected", unexpected)):
-            if keys:
-                more = f", ... (+{len(keys) - 4} more)" if len(keys) > 4 else ""
-                notes.append(f"{what} {len(keys)} key(s): {', '.join(keys[:4])}{more}")
-        shape_line = "shape mismatch (given vs expected): " + ", ".join(shapes[:3]) if shapes else ""
-        raise RuntimeError(f"weights do not fit the {layout} layout:\n"
-                           + "\n".join(line for line in ("; ".join(notes), shape_line) if line))
-    merged = dict(own)
-    merged.update(loaded)
-    module.load_state_dict(merged)
-
-
 @dataclass
 class WarpingConfig(MethodConfig):
     """Settings the warping methods share (the authors' names in brackets).
@@ -296,8 +248,7 @@ class WarpingMethod(Method):
     def released_key_map(self) -> dict[str, str]:
         """Released module path -> own module path, for the eight-conv (256 px) layout."""
 
-    @property
-    def preprocess(self) -> Preprocess:
+    def default_preprocess(self) -> Preprocess:
         """Raw [0, 1] input, as the authors feed it (no mean/std normalisation)."""
         return Preprocess(input_size=self.image_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
@@ -333,5 +284,9 @@ class WarpingMethod(Method):
         """Own layout, or the authors' released one (256 px only), with or without ``module.``."""
         hint = (f"the released layout is the 256-px eight-conv model; this one has image_size {self.image_size}: "
                 "pass --image-size 256")
-        load_mapped(self, state_dict, self.released_key_map(), layout=f"{self.name} (own or released)",
+        key_map = self.released_key_map()
+        load_mapped(self, state_dict, key_map, layout=f"{self.name} (own or released)",
                     released_ok=self.depth == RELEASED_DEPTH, hint=hint)
+        inner = state_dict.get("state_dict_model", state_dict)
+        if any(k.removeprefix("module.").rpartition(".")[0] in key_map for k in inner):
+            self.weights_preprocess = self.released_preprocess()

@@ -33,6 +33,23 @@ class Replica:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def template_landmarks(points: int, left: float, top: float, side: float) -> np.ndarray:
+    """``points`` landmarks (68 iBUG, 66 DISFA, 49 IntraFace) of a face whose five alignment points
+    (eye centres, nose tip, mouth corners) are the alignment template placed on the square
+    ``left, top, side``: aligning them maps that square exactly onto the crop. Each eye's six
+    points spread around its centre (their mean is the centre); the other points sit mid-face."""
+    from ssfbench.alignment import TEMPLATE
+
+    five = np.array([left, top]) + TEMPLATE * side
+    full = np.tile([left + side / 2, top + side / 2], (68, 1))
+    spread = np.array([[-1, 0], [1, 0], [0, -0.5], [0, 0.5], [-0.5, -0.5], [0.5, 0.5]]) * side * 0.04
+    full[36:42], full[42:48] = five[0] + spread, five[1] + spread
+    full[30], full[48], full[54] = five[2], five[3], five[4]
+    keep = {68: list(range(68)), 66: [i for i in range(68) if i not in (60, 64)],
+            49: [i for i in range(17, 68) if i not in (60, 64)]}[points]
+    return full[keep]
+
+
 def _counts(names: tuple[str, ...], targets: np.ndarray) -> dict[str, tuple[int, int, int]]:
     t = np.asarray(targets).reshape(-1, len(names))
     return {n: (int((t[:, j] == 1).sum()), int((t[:, j] == 0).sum()), int((t[:, j] < 0).sum()))
@@ -97,15 +114,22 @@ def bp4d_width(subject: str) -> int:
     return 3 if subject[0] == "M" and int(subject[1:]) >= 9 else 4
 
 
-def make_bp4d(root: Path, *, frames: int = 3, seed: int = 0, images_dir: str = "Sequences") -> Replica:
+#: the face square of every BP4D replica frame (40x32: x 0..32, y 4..36), where the landmarks put it
+BP4D_FACE = (0.0, 4.0, 32.0)
+
+
+def make_bp4d(root: Path, *, frames: int = 3, seed: int = 0, images_dir: str = "Sequences",
+              landmarks: bool = False) -> Replica:
     """All 41 subjects, task T1 (F001 also T3), ``frames`` labelled frames each starting at frame
     10 (images 8..10+frames exist, so a few are unlabelled), both header styles, mixed padding,
-    random 0/1 codes with 9s (AU24 entirely 9 for the named-header subjects)."""
+    random 0/1 codes with 9s (AU24 entirely 9 for the named-header subjects). ``landmarks``: also
+    JAA-Net's lists ``BP4D_land.txt`` (49 points, 1-based, placing the face on :data:`BP4D_FACE`)
+    and ``BP4D_path.txt`` for every labelled frame but the last of M018 (left to detection)."""
     rng = np.random.default_rng(seed)
     subjects = sorted(s for part in load_parts("bp4d") for s in part)
     labels_dir = root / "AUCoding" / "AU_OCC"
     labels_dir.mkdir(parents=True)
-    targets = []
+    targets, listed = [], []
     for subject in subjects:
         for task in ("T1", "T3") if subject == "F001" else ("T1",):
             codes = rng.choice([0, 1, 9], p=[0.5, 0.4, 0.1], size=(frames, len(bp4d.AUS)))
@@ -121,8 +145,15 @@ def make_bp4d(root: Path, *, frames: int = 3, seed: int = 0, images_dir: str = "
                 img[:, :, 1] = 200 if subject[0] == "F" else 50
                 _jpeg(root / images_dir / subject / task / f"{n:0{width}d}.jpg", img)
             targets.append(np.select([codes == 1, codes == 0], [1, 0], -1))
+            listed.extend(f"BP4D/{subject}/{task}/{n:04d}.jpg" for n in range(10, 10 + frames))
+    if landmarks:
+        listed = listed[:-1]
+        points = " ".join(f"{v + 1:.3f}" for v in template_landmarks(49, *BP4D_FACE).ravel())
+        (root / "BP4D_land.txt").write_text("".join(points + "\n" for _ in listed))
+        (root / "BP4D_path.txt").write_text("".join(p + "\n" for p in listed))
     t = np.concatenate(targets)
-    return Replica(root, len(t), len(subjects), _counts(bp4d.BP4D.label_names, t))
+    return Replica(root, len(t), len(subjects), _counts(bp4d.BP4D.label_names, t),
+                   {"landmark_list": len(listed)} if landmarks else {})
 
 
 def _bp4d_csv(path: Path, named: bool, frames: range, codes: np.ndarray) -> None:
@@ -166,12 +197,16 @@ def make_disfa(root: Path, *, frames: int = 8, seed: int = 0, landmarks: bool = 
     return Replica(root, len(t), len(subjects), _counts(disfa.DISFA.label_names, t))
 
 
+#: the face square of every DISFA replica frame (32x24: x 8..24, y 4..20), where the landmarks put it
+DISFA_FACE = (8.0, 4.0, 16.0)
+
+
 def _disfa_landmarks(folder: Path, subject: str, frames: int) -> None:
-    """66 points inside the box x 8..24, y 4..20 of every frame (0-based, 4-digit names)."""
+    """66 points placing the face on :data:`DISFA_FACE` in every frame (0-based, 4-digit names)."""
     from scipy.io import savemat
 
     folder.mkdir(parents=True, exist_ok=True)
-    pts = np.stack([np.linspace(8, 24, 66), np.linspace(4, 20, 66)], 1)
+    pts = template_landmarks(66, *DISFA_FACE)
     for i in range(frames):
         savemat(folder / f"{subject}_{i:04d}_lm.mat", {"pts": pts})
 
@@ -228,7 +263,9 @@ AFFECTNET_COLUMNS = ["subDirectory_filePath", "face_x", "face_y", "face_width", 
 def make_affectnet(root: Path, *, train: int = 40, val: int = 8, seed: int = 0) -> Replica:
     """``Manually_Annotated_file_lists/training.csv`` (with header) and ``validation.csv`` (without),
     images ``Manually_Annotated_Images/<n>/<sha>.jpg`` of 48x40 (blue) with the face box painted red;
-    training has one NULL row and one row each of codes 8, 9 and 10."""
+    the 68 landmarks place the face on the box's square (x 8..32, y 4..28), except on training row
+    9, whose landmarks cell is empty (its box is the fallback); training has one NULL row and one
+    row each of codes 8, 9 and 10."""
     rng = np.random.default_rng(seed)
     lists = root / "Manually_Annotated_file_lists"
     lists.mkdir(parents=True)
@@ -246,7 +283,9 @@ def make_affectnet(root: Path, *, train: int = 40, val: int = 8, seed: int = 0) 
             img[:, :, 2] = 255
             img[y:y + h, x:x + w] = (255, 0, 0)
             _jpeg(root / "Manually_Annotated_Images" / rel, img)
-            marks = ";".join(f"{v:.2f}" for v in rng.uniform(10, 30, 136))
+            marks = ";".join(f"{v:.2f}" for v in template_landmarks(68, 8, 4, 24).ravel())
+            if split == "train" and i == 9:
+                marks = ""
             lines.append(",".join(map(str, [rel, x, y, w, h, marks, code, 0.5, -0.25])))
             if code < 8:
                 labels[split].append(code)

@@ -233,3 +233,21 @@ def test_compare_says_when_the_output_folder_holds_no_runs(tmp_path):
     res = CliRunner().invoke(cli, ["compare", "--datasets", "bp4d", "--out", str(empty)])
     assert res.exit_code == 0
     assert f"note: {empty} holds no results of your runs" in res.stderr
+
+
+def test_rows_whose_faces_were_not_prepared_the_papers_way_are_marked(tmp_path):
+    results = tmp_path / "out" / "results"
+    paper = {**fake_result("ranking", "bp4d", variant="k=2", display="Ranking k=2"),
+             "face_preprocessing": {"crop": "aligned", "paper": True}}
+    centre = {**fake_result("ranking", "bp4d", variant="k=2 crop", config="centre-cfg", display="Ranking k=2"),
+              "face_preprocessing": {"crop": "center-square", "paper": False}}
+    assert not C.off_protocol(paper) and C.off_protocol(centre)
+    write_result(results, paper)
+    write_result(results, centre)
+    write_leaderboards(results)
+    board = read_leaderboard(results / "bp4d.csv")
+    assert sorted(board["faces"]) == ["not the paper's: center-square", "paper"]
+    table = C.comparison_table("bp4d", out=tmp_path / "out", paper="none", committed=False)
+    marked = [n for n in table.rows["name"] if n.endswith(C.OFF_PROTOCOL_MARK)]
+    assert len(marked) == 1 and "crop" in marked[0]
+    assert "† = faces not prepared the paper's way" in C.caption(table)

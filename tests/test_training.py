@@ -53,7 +53,8 @@ def test_loop_state_is_stored_as_the_plain_dict_of_every_last_pt():
     record = {"epoch": 1, "step": 3, "val_loss": 0.5}
     state = LoopState(step=3, history=[{"epoch": 0, "step": 0}, record], best=record, best_sha256="ab")
     saved = state.to_dict()
-    assert saved == {"step": 3, "history": [{"epoch": 0, "step": 0}, record], "best": record, "best_sha256": "ab"}
+    assert saved == {"step": 3, "history": [{"epoch": 0, "step": 0}, record], "best": record, "best_sha256": "ab",
+                     "steps": []}
     assert type(saved) is dict and LoopState.from_dict(saved) == state
     old = {"step": 0, "history": [], "best": None, "best_sha256": None}  # what earlier versions wrote
     assert LoopState.from_dict(old) == LoopState()
@@ -66,5 +67,6 @@ def test_resume_file_layout(tmp_path):
     P.save_resume_state(tmp_path / "last.pt", model, optimizer, state, [0.5, 0.25])
     saved = P.load_resume_state(tmp_path / "last.pt", torch.device("cpu"))
     assert set(saved) == {"model", "optimizer", "rng", "state", "running"}
-    assert saved["state"] == {"step": 2, "history": [{"epoch": 0, "step": 0}], "best": None, "best_sha256": None}
+    assert saved["state"] == {"step": 2, "history": [{"epoch": 0, "step": 0}], "best": None, "best_sha256": None,
+                              "steps": []}
     assert saved["running"] == [0.5, 0.25] and LoopState.from_dict(saved["state"]) == state

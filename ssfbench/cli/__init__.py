@@ -7,8 +7,8 @@ take lists accept them space-separated after one flag, as in ``ssfbench compare 
 disfa`` or ``ssfbench run --method ranking --k 1 2 4``.
 
 Layout: one module per command family (:mod:`~ssfbench.cli.run`, :mod:`~ssfbench.cli.report`,
-:mod:`~ssfbench.cli.datasets`, :mod:`~ssfbench.cli.bench`, :mod:`~ssfbench.cli.synth`,
-:mod:`~ssfbench.cli.listing`, :mod:`~ssfbench.cli.mockrun`); they import the shared options
+:mod:`~ssfbench.cli.datasets`, :mod:`~ssfbench.cli.faces`, :mod:`~ssfbench.cli.bench`, :mod:`~ssfbench.cli.synth`,
+:mod:`~ssfbench.cli.listing`, :mod:`~ssfbench.cli.mockrun`, :mod:`~ssfbench.cli.rerun`); they import the shared options
 (:mod:`~ssfbench.cli.options`), the shared printing (:mod:`~ssfbench.cli.printing`) and library
 code, never this module, which only assembles them. Heavy imports (torch, ...) happen inside the
 commands, so ``ssfbench --help`` stays fast.
@@ -20,7 +20,7 @@ import sys
 
 import click
 
-from ssfbench.cli import bench, datasets, listing, mockrun, report, run, synth
+from ssfbench.cli import bench, datasets, faces, listing, mockrun, report, rerun, run, synth
 from ssfbench.cli.diagnostics import configure_logging, debug_from_env, print_traceback
 from ssfbench.cli.options import expand_list_options
 from ssfbench.errors import UserError
@@ -51,7 +51,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for _command in (*run.COMMANDS, synth.synth, listing.list_cmd, mockrun.mock_run_cmd, report.compare_cmd,
-                 report.retrieve_cmd, datasets.datasets, bench.bench_cmd):
+                 report.retrieve_cmd, datasets.datasets, faces.faces, bench.bench_cmd, rerun.rerun_cmd):
     cli.add_command(_command)
 
 

@@ -20,7 +20,7 @@ from ssfbench.errors import UserError
 F = TypeVar("F", bound=Callable[..., object])
 
 #: options whose values may follow one flag space-separated; expanded to repeated flags before click
-LIST_OPTIONS = ("--datasets", "--k", "--methods", "--seeds")
+LIST_OPTIONS = ("--curves", "--datasets", "--k", "--methods", "--seeds")
 
 
 def expand_list_options(argv: list[str]) -> list[str]:
@@ -141,6 +141,7 @@ RUN_OPTIONS = [
     click.option("--embed-batch-size", type=click.IntRange(min=1), default=256, hidden=True, help="Rows per embedding batch and resumable cache block."),
     click.option("--init-control/--no-init-control", default=True, show_default=True, help="run: also score a pretrained method at its own initialisation (the same run at --steps 0, BatchNorm statistics re-estimated like the random floor's), the paired control `compare` measures its gain against."),
     click.option("--quiet", is_flag=True, help="No progress bars."),
+    click.option("--log", type=click.Choice(["tensorboard"]), default=None, help="Also log the pretraining curve (loss, validation metric, learning rate, frames/s) as TensorBoard events under runs/<run_id>/tb/ (needs pip install 'ssfbench[tensorboard]'); runs/<run_id>/curve.csv is always written."),
     click.option("--check-sync-every", type=click.IntRange(min=0), default=0, hidden=True, help="Under torchrun: also compare the ranks' parameters every N pretraining steps (always at epoch ends)."),
 ]
 

@@ -41,13 +41,19 @@ def _default_datasets(out: Path) -> tuple[str, ...]:
 @click.option("--methods", multiple=True, help="Only these methods (method name or row name), space-separated.")
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT, show_default=True,
               help="ssfbench output folder whose results are 'your runs'.")
-@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex"]), default="md", show_default=True,
-              help="Markdown tables, CSV (numbers x100, one row per method) or LaTeX (booktabs).")
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "latex", "html"]), default="md", show_default=True,
+              help="Markdown tables, CSV (numbers x100, one row per method), LaTeX (booktabs), or one "
+                   "self-contained web page (html, written to --output).")
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE.html",
+              help="--format html: the page to write (sortable tables, charts, provenance, no network needed).")
 @click.option("--paper", type=click.Choice(["main", "all", "none"]), default="main", show_default=True,
               help="The paper's rows: its main tables, plus the supplementary ablations (all), or none.")
 @click.option("--committed/--no-committed", default=True, show_default=True,
               help="Include the committed leaderboards (results/*.csv).")
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="Also write a per-label bar chart (PNG).")
+@click.option("--curves", multiple=True, metavar="RUN...",
+              help="Pretraining runs (run ids under --out/runs, run folders or their curve.csv), space-separated: "
+                   "draw their training curves into --plot instead of the tables.")
 @click.option("--vs", nargs=2, default=None, metavar="A B",
               help="Paired bootstrap over test subjects of A - B (run ids, method or row names) on each dataset.")
 @click.option("--init-gains/--no-init-gains", default=True, show_default=True,
@@ -57,44 +63,63 @@ def _default_datasets(out: Path) -> tuple[str, ...]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.pass_context
 def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[str, ...], out: Path, fmt: str,
-                paper: str, committed: bool, plot: Path | None, vs: tuple[str, str] | None, init_gains: bool,
-                resamples: int, seed: int) -> None:
+                output: Path | None, paper: str, committed: bool, plot: Path | None, curves: tuple[str, ...],
+                vs: tuple[str, str] | None, init_gains: bool, resamples: int, seed: int) -> None:
     """Paper-style tables: one per dataset (per-label scores, average, coverage), the paper's rows
     beside yours, and a summary across datasets like the paper's Table 5.
 
     \b
     ssfbench compare --datasets bp4d disfa                 # the paper's Tables 1 and 2 (+ your rows)
     ssfbench compare --datasets synth-au synth-expr --plot out.png
+    ssfbench compare --datasets synth-au synth-expr --format html --output leaderboard.html
     ssfbench compare --datasets synth-au --vs ranking random   # paired bootstrap CI of the difference
+    ssfbench compare --curves RUN_ID RUN_ID2 --plot curves.png  # pretraining curves (runs/<run_id>/curve.csv)
     """
     from ssfbench.compare import add_init_gains, caption, comparison_table, render_summary, render_table
     from ssfbench.results import load_results
 
     _check_out(ctx, out)
-    if plot is not None and not plot.parent.is_dir():
-        raise UserError(f"--plot: folder {plot.parent} does not exist")
+    for option, path in (("--plot", plot), ("--output", output)):
+        if path is not None and not path.parent.is_dir():
+            raise UserError(f"{option}: folder {path.parent} does not exist")
+    if (fmt == "html") != (output is not None):
+        raise UserError("--format html writes a page: give --output FILE.html" if fmt == "html" else
+                        "--output: only with --format html (the other formats print; redirect them)")
+    if curves:
+        if plot is None:
+            raise UserError("--curves draws a figure: give --plot FILE.png (the numbers are in each run's curve.csv)")
+        from ssfbench.curves import draw_curves
+
+        click.echo(f"wrote {draw_curves(curves, out, plot)}")
+        return
     datasets = datasets or _default_datasets(out)
     results = load_results(out / "results") if out.is_dir() else []
     tables = [comparison_table(d, out=out, paper=paper, methods=methods, committed=committed, results=results)
               for d in datasets]
+    sources = _result_sources(out, results, committed)
     if init_gains:
-        tables = [add_init_gains(t, _result_sources(out, results, committed), resamples=resamples, seed=seed)
-                  for t in tables]
+        tables = [add_init_gains(t, sources, resamples=resamples, seed=seed) for t in tables]
     _check_found(tables, methods)
     if not results:
         click.echo(f"note: {out} holds no results of your runs; the tables show the paper's rows"
                    f"{' and the committed leaderboards' if committed else ''} only", err=True)
-    for table in tables:
+    if output is not None:
+        from ssfbench.html import write_page
+
+        bootstrap = _bootstrap_frame(out, datasets, vs, resamples, seed, results) if vs is not None else None
+        click.echo(f"wrote {write_page(output, tables, sources, vs=bootstrap)}")
+    printed = tables if output is None else []  # the page holds them
+    for table in printed:
         if fmt == "md":
             click.echo(f"\n{caption(table)}\n")
         elif fmt == "latex":
             click.echo(f"% {caption(table)}")
         click.echo(render_table(table, fmt) if len(table.rows) else f"(no rows for {table.dataset})")
-    if len([t for t in tables if len(t.rows)]) > 1:
+    if len([t for t in printed if len(t.rows)]) > 1:
         header = "summary: average per dataset (x100, like the paper's Table 5); blank = no result; mean only over complete rows"
         click.echo(f"\n{header}\n" if fmt == "md" else (f"% {header}" if fmt == "latex" else ""))
-        click.echo(render_summary([t for t in tables if len(t.rows)], fmt))
-    if vs is not None:
+        click.echo(render_summary([t for t in printed if len(t.rows)], fmt))
+    if vs is not None and output is None:
         _bootstrap(out, datasets, vs, resamples, seed, fmt, results)
     if plot is not None:
         from ssfbench.plots import grouped_bars
@@ -129,8 +154,21 @@ def _check_found(tables: list, methods: tuple[str, ...]) -> None:
 def _bootstrap(out: Path, datasets: tuple[str, ...], vs: tuple[str, str], resamples: int, seed: int, fmt: str,
                results: list[dict]) -> None:
     """Print the paired bootstrap of ``vs[0] - vs[1]`` on each dataset."""
-    import pandas as pd
     from tabulate import tabulate
+
+    frame, title = _bootstrap_frame(out, datasets, vs, resamples, seed, results)
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False, float_format="%.2f"))
+        return
+    click.echo(f"\n{title}\n" if fmt == "md" else f"% {title}")
+    click.echo(tabulate(frame, headers="keys", tablefmt="github" if fmt == "md" else "latex_booktabs",
+                        floatfmt=".1f", showindex=False))
+
+
+def _bootstrap_frame(out: Path, datasets: tuple[str, ...], vs: tuple[str, str], resamples: int, seed: int,
+                     results: list[dict]):
+    """(one row per dataset: the paired bootstrap of ``vs[0] - vs[1]``, x100; its title)."""
+    import pandas as pd
 
     from ssfbench.bootstrap import paired_bootstrap, predictions_path, read_predictions
     from ssfbench.compare import resolve_run
@@ -149,12 +187,7 @@ def _bootstrap(out: Path, datasets: tuple[str, ...], vs: tuple[str, str], resamp
     frame = pd.DataFrame(rows)
     title = ("paired bootstrap over test subjects (x100): mean-over-labels score pooled over folds, "
              f"A - B and its {100 * res.level:.0f}% percentile interval (seed {seed})")
-    if fmt == "csv":
-        click.echo(frame.to_csv(index=False, float_format="%.2f"))
-        return
-    click.echo(f"\n{title}\n" if fmt == "md" else f"% {title}")
-    click.echo(tabulate(frame, headers="keys", tablefmt="github" if fmt == "md" else "latex_booktabs",
-                        floatfmt=".1f", showindex=False))
+    return frame, title
 
 
 @click.command("retrieve")

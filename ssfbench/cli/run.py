@@ -15,7 +15,6 @@ import click
 
 from ssfbench.cli.options import (
     ENSEMBLE_OPTION,
-    invocation,
     parse_data_options,
     parse_roots,
     parse_settings,
@@ -23,6 +22,7 @@ from ssfbench.cli.options import (
     run_options,
 )
 from ssfbench.cli.printing import print_results, print_stage
+from ssfbench.config import config_option, recorded_argv
 from ssfbench.errors import UserError
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
+@config_option
 @run_options
 @ENSEMBLE_OPTION
 def run(**options) -> None:
@@ -54,6 +55,7 @@ def run(**options) -> None:
 
 
 @click.command()
+@config_option
 @run_options
 def pretrain(**options) -> None:
     """Pretrain (or load) the encoder of a run and stop: runs/<run_id>/best.pt, which later
@@ -68,6 +70,7 @@ def pretrain(**options) -> None:
 
 
 @click.command()
+@config_option
 @run_options
 def embed(**options) -> None:
     """Pretrain (or reuse) a run's encoder and write its HDF5 embedding caches of --datasets; no probe.
@@ -81,6 +84,7 @@ def embed(**options) -> None:
 
 
 @click.command()
+@config_option
 @run_options
 @ENSEMBLE_OPTION
 def probe(**options) -> None:
@@ -108,7 +112,8 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
             data_options: tuple[str, ...], lr: float | None, batch_size: int | None, settings: tuple[str, ...],
             out: Path, device: str, workers: str, overwrite: str, quiet: bool, ensemble: bool = False,
             resume: bool = True, checkpoint_every: int = 0, embed_batch_size: int = 256,
-            check_sync_every: int = 0, reuse_only: bool = False, init_control: bool = True) -> None:
+            check_sync_every: int = 0, reuse_only: bool = False, init_control: bool = True,
+            log: str | None = None) -> None:
     """``run`` (``stop_after`` None), ``pretrain`` or ``embed`` with the parsed options;
     ``probe`` is ``run`` with ``reuse_only``. Bad options raise :class:`UserError` before any work."""
     from ssfbench import distributed
@@ -129,6 +134,10 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
         raise UserError(f"{'--fresh' if not resume else '--overwrite always'}: probe never pretrains or embeds; "
                         "give it to `ssfbench pretrain` / `ssfbench embed`")
     num_workers = parse_workers(workers, device)
+    if log == "tensorboard":
+        from ssfbench.curves import require_tensorboard
+
+        require_tensorboard()
     if image_size < 16:
         raise UserError(f"--image-size must be at least 16, got {image_size}")
     overrides: dict[str, object] = parse_settings(settings)
@@ -149,9 +158,9 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
                    roots=parse_roots(roots), dataset_options=parse_data_options(data_options),
                    pretrain_data=pretrain_data, out=out, device=device,
                    num_workers=num_workers, overwrite=overwrite, progress=not quiet, resume=resume,
-                   checkpoint_every=checkpoint_every, embed_batch_size=embed_batch_size, argv=invocation(),
+                   checkpoint_every=checkpoint_every, embed_batch_size=embed_batch_size, argv=recorded_argv(),
                    stop_after=stop_after, sync_check_every=check_sync_every, reuse_only=reuse_only,
-                   init_control=init_control)
+                   init_control=init_control, log=log)
     members: dict[int, list[RunOutput]] = {}  # seed -> one output per value of the ensemble axis
     for k in tuple(dict.fromkeys(ks)) or (None,):
         for s in seeds or (seed,):

@@ -39,12 +39,32 @@ def test_report_names_each_skipped_row(replica):
     assert "verdict: usable" in text
 
 
-def test_box_crop(ds):
-    image = ds.read_image(0)  # box 24x20 at (8, 6) painted red on blue -> square side 24, mostly red
+def test_aligned_on_the_csv_landmarks_with_the_box_as_fallback(ds, replica):
+    from ssfbench.alignment import template, transform_points
+
+    # the landmarks put the face on the square x 8..32, y 4..28 around the red 24x20 box at (8, 6)
+    image = ds.read_image(0)
     assert image.shape == (16, 16, 3)
     assert image[8, 8, 0] > 200 and image[8, 8, 2] < 60
     assert image[0, 8, 2] > 150  # the square reaches 2 px above the box: blue there
-    assert ds.preprocessing()["crop"] == "box"
+    five = ds.face_points(0)
+    assert np.abs(transform_points(five, ds.matrix(five)) - template(16)).max() < 0.01
+    record = ds.preprocessing()
+    assert record["crop"] == "aligned" and record["paper"] is True and "68" in record["landmarks"]
+    empty = [i for i in range(len(ds)) if ds.face_points(i) is None]
+    assert len(empty) == 1 and ds.face_summary() == {"landmarks": len(ds) - 1, "box": 1, "detect": 0}
+    boxed = ds.read_image(empty[0]).astype(int)  # the same square, from the box (resampled differently)
+    assert np.abs(boxed - image).mean() < 20 and boxed[8, 8, 0] > 200
+    assert ds.faces_found["box"] == 1 and ds.faces_found["landmarks"] >= 1
+
+
+def test_centre_crop_is_an_explicit_deviation(replica):
+    with pytest.warns(UserWarning):
+        centre = AffectNet.open(replica.root, image_size=16, crop="centre")
+    record = centre.preprocessing()
+    assert record["crop"] == "center-square" and record["paper"] is False
+    crop = centre.read_image(0)  # the centre square of 48x40 (x 4..44, y 0..40) around the red box (8..32, 6..26)
+    assert crop[0, 8, 2] > 150 and crop[8, 2, 0] > 200 and crop[8, 14, 2] > 150
 
 
 def test_split_85_15_and_validation_apart(ds, replica):

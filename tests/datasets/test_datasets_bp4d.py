@@ -1,5 +1,6 @@
 """BP4D adapter on a tiny replica: both header styles, mixed zero padding, code 9, frame offset,
-centre crop, standard folds, partial copies."""
+faces aligned on a JAA-format 49-point list or detected (the centre square, counted, when no face
+is found), the explicit centre crop, standard folds, partial copies."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
-from replicas import BP4D_NAMED, bp4d_width, make_bp4d
+from replicas import BP4D_FACE, BP4D_NAMED, bp4d_width, make_bp4d
 
 from ssfbench.datasets.bp4d import AUS, BP4D, header_aus
 from ssfbench.errors import UserError
@@ -54,16 +55,50 @@ def test_mixed_zero_padding_resolves_to_the_right_files(ds):
         assert ds.paths[row].endswith(f"/{subject}/T1/{10:0{bp4d_width(subject)}d}.jpg")
 
 
-def test_frame_to_file_mapping_and_centre_crop(ds, replica):
-    image = ds.read_image(0)  # F001/T1 frame 10 -> file 0010.jpg: red = 100 in rows 4..35 of a 40x32 image
+def test_frame_to_file_mapping_and_faces_detected_else_centre_square(ds, replica):
+    from ssfbench.datasets._real_frames import NO_FACE
+
+    # no landmark list: dlib looks for a face; the replica's frames have none, so each is counted
+    # and cut to its centre square (warned once)
+    with pytest.warns(UserWarning, match=r"bp4d: no face detected in .*0010.jpg"):
+        image = ds.read_image(0)  # F001/T1 frame 10 -> file 0010.jpg: red = 100 in rows 4..35 of a 40x32 image
     assert image.shape == (32, 32, 3) and image.dtype == np.uint8
     assert abs(int(image[:, :, 0].mean()) - 100) <= 3 and abs(int(image[:, :, 1].mean()) - 200) <= 3
-    shifted = BP4D.open(replica.root, image_size=32, frame_offset=-2)
+    assert ds.faces_found[NO_FACE] >= 1 and ds.face_summary()["detect"] == len(ds)
+    shifted = BP4D.open(replica.root, image_size=32, frame_offset=-2, crop="centre")
     assert shifted.paths[0].endswith("F001/T1/0008.jpg")
     assert abs(int(shifted.read_image(0)[:, :, 0].mean()) - 80) <= 3
     assert shifted.fingerprint() != ds.fingerprint()
-    assert ds.preprocessing()["crop"] == "center-square" and ds.preprocessing()["output_size"] == 32
+    record = ds.preprocessing()
+    assert record["crop"] == "aligned" and record["paper"] is True and record["output_size"] == 32
+    assert record["landmarks"] == "none" and "dlib" in record["detector"]
+    assert shifted.preprocessing()["crop"] == "center-square" and shifted.preprocessing()["paper"] is False
     assert np.array_equal(np.stack(ds.read_images([5, 0])), np.stack([ds.read_image(5), ds.read_image(0)]))
+
+
+def test_aligned_on_a_jaa_landmark_list(tmp_path):
+    from ssfbench.alignment import template, transform_points
+
+    replica = make_bp4d(tmp_path / "BP4D", frames=2, landmarks=True)
+    lists = {"landmarks": str(replica.root / "BP4D_land.txt"), "landmark_paths": str(replica.root / "BP4D_path.txt")}
+    ds = BP4D.open(replica.root, image_size=32, **lists)
+    assert ds.face_summary() == {"landmarks": len(ds) - 1, "box": 0, "detect": 1}
+    five = ds.face_points(0)
+    assert np.abs(transform_points(five, ds.matrix(five)) - template(32)).max() < 0.01
+    left, top, side = BP4D_FACE  # the face square is the red band x 0..32, y 4..36: the crop is all red
+    image = ds.read_image(0)
+    assert abs(int(image[:, :, 0].mean()) - 100) <= 3 and image[1:-1, :, 0].min() >= 90  # (JPEG blurs the edge rows)
+    assert "49 points" in ds.preprocessing()["landmarks"] and ds.faces_found["landmarks"] == 1
+    assert ds.fingerprint() != BP4D.open(replica.root, image_size=32).fingerprint()
+    report = BP4D.inspect(replica.root, **lists).render()  # verify: how many frames have landmarks or a face
+    assert f"{len(ds) - 1} rows with landmarks, 1 to detect; detection on 1 of them: 0 faces found, " \
+           "1 without a face (centre square)" in report
+    with pytest.raises(UserError, match="needs bp4d.landmark_paths"):
+        BP4D.open(replica.root, image_size=32, landmarks=lists["landmarks"])
+    (tmp_path / "short.txt").write_text("1 2 3\n")
+    with pytest.raises(UserError, match=r"short.txt: 1 landmark lines but .* names \d+ images"):
+        BP4D.open(replica.root, image_size=32, landmarks=str(tmp_path / "short.txt"),
+                  landmark_paths=lists["landmark_paths"])
 
 
 def test_options_through_run_data_option(replica):

@@ -68,16 +68,27 @@ def test_frame_offset_and_case_insensitive_names(replica, tmp_path):
 
 def test_right_camera_and_landmarks(tmp_path):
     replica = make_disfa(tmp_path / "DISFA", frames=4, landmarks=True)
+    from replicas import DISFA_FACE
+
+    from ssfbench.alignment import template, transform_points
+
     ds = DISFA.open(replica.root, image_size=16)
     record = ds.preprocessing()
-    assert record["crop"] == "landmark-box" and record["scale"] == 1.3
-    assert ds._box("SN001", 2, 32, 24) == pytest.approx((5.6, 1.6, 26.4, 22.4))
+    assert record["crop"] == "aligned" and record["paper"] is True and "66" in record["landmarks"]
+    five = ds.face_points(2)
+    left, top, side = DISFA_FACE
+    assert five[0] == pytest.approx([left + 0.35 * side, top + 0.40 * side])  # the right eye's centre
+    assert np.abs(transform_points(five, ds.matrix(five)) - template(16)).max() < 0.01
+    crop, frame = ds.read_image(2), ramp_video(4)[int(ds.vframes[2])]
+    # the face square x 8..24, y 4..20 of the 32x24 frame, at scale 1: the frame's own pixels
+    assert np.abs(crop.astype(int) - frame[4:20, 8:24].astype(int)).mean() < 12
+    assert ds.faces_found["landmarks"] == 1
     with pytest.raises(UserError, match="video folder not found"):
         DISFA.open(replica.root, camera="right")
     for sn in sorted({s for s in ds.subjects}):
         write_video(replica.root / "Videos_RightCamera" / f"RightVideo{sn}_comp.avi", ramp_video(4))
-    right = DISFA.open(replica.root, camera="right", landmarks="none")
-    assert right.paths[0].startswith("Videos_RightCamera/") and right.preprocessing()["crop"] == "center-square"
+    right = DISFA.open(replica.root, camera="right", landmarks="none")  # faces detected instead
+    assert right.paths[0].startswith("Videos_RightCamera/") and right.preprocessing()["landmarks"] == "none"
     assert right.fingerprint() != ds.fingerprint()
 
 

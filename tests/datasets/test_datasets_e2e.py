@@ -82,7 +82,8 @@ def test_prepared_store_replaces_the_copy(codec, roots, tmp_path):
     got, want = np.stack(store.read_images([7, 2, 7])), np.stack(direct.read_images([7, 2, 7]))
     assert got.shape == (3, 24, 24, 3)
     assert np.abs(got.astype(int) - want).max() <= (0 if codec == "raw" else 12)
-    assert store.preprocessing()["crop"] == "center-square" and store.fingerprint() != direct.fingerprint()
+    assert store.preprocessing()["crop"] == "aligned" and store.fingerprint() != direct.fingerprint()
+    assert store.preprocessing()["faces_found"] == {"no face detected (centre square)": len(direct)}
     with h5py.File(out) as f:
         assert f.attrs["complete"] and f.attrs["source_fingerprint"] == direct.fingerprint()
     with pytest.raises(Exception, match="a prepared store of 'bp4d', not of 'disfa'"):
@@ -123,6 +124,8 @@ def test_cli_run_on_bp4d(roots, tmp_path, capsys):
     assert result["dataset"] == "bp4d" and result["metric"] == "f1" and result["n_rows"] == 126
     assert list(result["scores_per_fold"]) == ["fold1", "fold2", "fold3"]
     with h5py.File(result["cache"]) as f:
-        assert json.loads(f.attrs["face_preprocessing"])["crop"] == "center-square"
+        assert json.loads(f.attrs["face_preprocessing"])["crop"] == "aligned"
         assert f.attrs["dataset_fingerprint"] == BP4D.open(roots["bp4d"], image_size=32).fingerprint()
+    assert result["face_preprocessing"]["paper"] is True  # recorded in the result too, with the counts
+    assert result["faces_found"] == {"no face detected (centre square)": 126}
     assert "AU24" in capsys.readouterr().out

@@ -196,6 +196,9 @@ def test_fabnet_released_layout_loads_through_weights(tmp_path, prefix):
         code = torch.randn(1, 512, generator=torch.Generator().manual_seed(1))
         assert torch.equal(m.mask(code), ref.mask(code.view(1, 512, 1, 1)))
         assert torch.equal(m.decoder(code), ref.decoder(code.view(1, 512, 1, 1)))
+    # the authors' demo input (raw [0, 1] at 256, the face stretched) travels with the weights
+    assert m.preprocess.input_size == 256 and m.preprocess.std == (1.0, 1.0, 1.0)
+    assert "FAb-Net's released demo" in m.preprocess.source
 
 
 def test_tcae_released_layout_loads_through_weights(tmp_path):
@@ -212,6 +215,9 @@ def test_tcae_released_layout_loads_through_weights(tmp_path):
         assert torch.equal(m.encoder(x)[0], pose.flatten(1))
         code = torch.randn(1, 512, generator=torch.Generator().manual_seed(1))
         assert torch.equal(m.expression_decoder(code), ref.expression_decoder(code.view(1, 512, 1, 1)))
+    # the authors' loader (resize 256, pad 24, centre crop 224, resize 256) travels with the weights
+    assert m.preprocess.center_crop == 224 / 256 and "TCAE's released loader" in m.preprocess.source
+    assert get_method("tcae")(image_size=256).preprocess.center_crop == 1.0  # own weights: own preprocessing
 
 
 def test_mismatched_checkpoints_are_refused_naming_the_keys(tmp_path):
