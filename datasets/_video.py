@@ -23,6 +23,12 @@ from ssfbench.errors import UserError
 SEEK_GAP = 24
 
 
+class DecodeCount:
+    """Frames this process has decoded with PyAV so far (what the read benchmarks divide by)."""
+
+    frames = 0
+
+
 class VideoReader:
     """One video file; :meth:`frames` yields only the frames asked for."""
 
@@ -119,6 +125,7 @@ class VideoReader:
         counter = 0
         try:
             for frame in self._container.decode(self._stream):
+                DecodeCount.frames += 1
                 index = self._index(frame, counter)
                 counter = index + 1
                 yield index, frame
@@ -159,9 +166,11 @@ class VideoReader:
         if self._decoder is None or wanted[0] < self._position:
             self._restart(wanted[0])
         k = 0
+        reached = -1  # the wanted frame the decoder was last positioned for (it then only decodes forward)
         while k < len(wanted):
-            if wanted[k] - self._position > SEEK_GAP:
-                self._restart(wanted[k])
+            if wanted[k] - self._position > SEEK_GAP and reached != wanted[k]:
+                self._restart(wanted[k])  # lands on the keyframe before it, which can be further back than SEEK_GAP
+                reached = wanted[k]
             got = next(self._decoder, None)
             if got is None:
                 self._decoder = None

@@ -1,5 +1,5 @@
 """VoxCeleb2 read from its official layout: unlabeled face-track videos for pretraining, decoded
-with PyAV, only the frames a window needs.
+with PyAV: one forward pass per visit to a clip serves several windows.
 
 Layout::
 
@@ -16,6 +16,21 @@ Frame counts come from each mp4's header when first asked for (one container ope
 ``ssfbench datasets prepare voxceleb2 --root PATH --out index.h5`` stores the list and every count
 once, and ``--root voxceleb2=index.h5`` then opens without touching the videos. The face tracks
 are already cropped (224x224, 25 fps), so frames are returned whole; ``preprocessing()`` says so.
+
+Reading for pretraining. Decoding H.264 from a random position means seeking to the keyframe
+before it and decoding forward, so one window alone costs several times its frames (BENCHMARKS.md,
+"VoxCeleb2 from mp4"). The option ``windows_per_visit`` (default 4) makes the pretraining stream
+draw that many windows from each visit to a clip, with independent uniform anchors, and
+:meth:`read_windows` decodes them in one forward pass
+(:func:`ssfbench.datasets._video_runs.decode_run`). What that changes in the window distribution:
+every window's own distribution (a uniform anchor over the clip, the method's offsets) is what it
+was; but a batch of B windows now holds B / windows_per_visit clips, windows_per_visit windows each,
+and an epoch (every training clip visited once) has windows_per_visit times as many windows and as
+few steps. Every built-in method's loss is a sum of per-window terms (its negatives are frames of the
+same window), so no loss term changes; what changes is the batch's diversity: BatchNorm statistics
+and the gradient average over B / windows_per_visit clips instead of B, and windows of one clip may
+overlap. ``--data-option voxceleb2.windows_per_visit=1`` restores one window per clip per epoch
+(and then each window is still decoded by the faster single-threaded pass).
 """
 
 from __future__ import annotations
@@ -37,6 +52,7 @@ from ssfbench.datasets._faces import sample_indices
 from ssfbench.datasets._files import entries, find_child, relative, require_root, subdirs
 from ssfbench.datasets._problems import Problems
 from ssfbench.datasets._video import VideoReader
+from ssfbench.datasets._video_runs import decode_run
 from ssfbench.errors import UserError
 from ssfbench.fileio import atomic_write_bytes
 from ssfbench.options import Option
@@ -57,7 +73,9 @@ class VoxCeleb2(VideoSource):
     name = "voxceleb2"
     summary = "VoxCeleb2 (your copy): face-track mp4s, dev/test, decoded with PyAV (pretraining videos)"
     fps = 25.0
-    OPTIONS = {"split": Option(str, "dev", "dev or test, when --root holds both", ("dev", "test"))}
+    OPTIONS = {"split": Option(str, "dev", "dev or test, when --root holds both", ("dev", "test")),
+               "windows_per_visit": Option(int, 4, "pretraining windows drawn from one decoding pass over a clip "
+                                                   "(1: one window per clip per epoch)")}
 
     def __init__(self, root: Path, videos: list[str], *, split: str, frames: np.ndarray | None = None,
                  problems: Problems | None = None, options: dict[str, Any] | None = None) -> None:
@@ -69,8 +87,12 @@ class VoxCeleb2(VideoSource):
         self.problems = problems or Problems()
         self.options = options or {}
         self._readers: OrderedDict[int, VideoReader] = OrderedDict()
+        self.windows_per_visit = int(self.options.get("windows_per_visit", self.OPTIONS["windows_per_visit"].default))
+        if self.windows_per_visit < 1:
+            raise UserError(f"{self.name}: windows_per_visit must be at least 1, got {self.windows_per_visit}")
         self.media_checked = "not decoded (--quick)"
-        self._fingerprint = Digest(self.name, split).strings(videos).hex()
+        # the windows pretraining draws depend on windows_per_visit, so a run's identity must too
+        self._fingerprint = Digest(self.name, split).strings(videos).text(self.windows_per_visit).hex()
 
     # ---- opening ---------------------------------------------------------------------------
     @staticmethod
@@ -129,14 +151,15 @@ class VoxCeleb2(VideoSource):
         A copy without videos is a :class:`UserError`."""
         options = cls.resolve_options(options)
         if root is not None and Path(root).is_file() and h5py.is_hdf5(root):
-            return cls.from_index(Path(root))
+            return cls.from_index(Path(root), options)
         ds = cls._build(root, options)
         ds.problems.raise_errors(cls.name, ds.root)
         return ds
 
     @classmethod
-    def from_index(cls, path: Path) -> VoxCeleb2:
-        """The video list and frame counts stored by :meth:`prepare`."""
+    def from_index(cls, path: Path, options: dict[str, Any] | None = None) -> VoxCeleb2:
+        """The video list and frame counts stored by :meth:`prepare` (``options``: as for :meth:`open`;
+        the split is the index's own)."""
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != INDEX_FORMAT:
                 raise UserError(f"{path}: not a VoxCeleb2 index of ssfbench (format {f.attrs.get('format')!r})")
@@ -146,11 +169,11 @@ class VoxCeleb2(VideoSource):
             split = str(f.attrs["split"])
         if not root.is_dir():
             raise UserError(f"{path}: the videos it indexes are gone ({root} not found)")
-        return cls(root, videos, split=split, frames=frames)
+        return cls(root, videos, split=split, frames=frames, options=cls.resolve_options(options or {}))
 
     # ---- the VideoSource contract ----------------------------------------------------------
     def fingerprint(self) -> str:
-        """Digest of the split and the sorted list of video paths."""
+        """Digest of the split, the sorted list of video paths and ``windows_per_visit``."""
         return self._fingerprint
 
     def __len__(self) -> int:
@@ -195,6 +218,13 @@ class VoxCeleb2(VideoSource):
             w, h = self._reader(video).size
             return np.zeros((0, h, w, 3), np.uint8)
         return np.stack([decoded[i] for i in idx])
+
+    def read_windows(self, video: int, windows: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Several windows of ``video`` (frame lists), decoded together in one forward pass over the
+        span they cover; each as uint8 ``[T, H, W, 3]``, the same pixels :meth:`read_frames` gives."""
+        self._check(video)
+        decoded = decode_run(self.path(video), (f for frames in windows for f in frames))
+        return [np.stack([decoded[int(f)] for f in frames]) for frames in windows]
 
     def preprocessing(self) -> dict[str, Any]:
         """Frames are the official face-track crops, returned whole."""

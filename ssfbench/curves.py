@@ -30,7 +30,8 @@ from ssfbench.layout import CHECKPOINT_RECORD, CURVE, TENSORBOARD_DIR
 #: the keys of one step row (``LoopState.steps``)
 STEP_KEYS = ("step", "epoch", "train_loss", "lr")
 #: keys of an epoch record that are not validation metrics, after :func:`epoch_row`
-EPOCH_KEYS = ("epoch_train_loss", "train_frames_per_s", "elapsed_s", "ranks_identical")
+EPOCH_KEYS = ("epoch_train_loss", "train_frames_per_s", "model_frames_per_s", "data_wait_fraction", "bottleneck",
+              "elapsed_s", "ranks_identical")
 #: what ``pip`` installs for ``--log tensorboard``
 TENSORBOARD_INSTALL = "pip install 'ssfbench[tensorboard]'"
 
@@ -118,9 +119,11 @@ def read_curve(run_dir: Path):
 
 def tag_of(column: str) -> str | None:
     """The TensorBoard tag of a curve column: ``train/loss``, ``train/lr``, ``train/epoch_loss``,
-    ``train/frames_per_s``, ``val/<metric>``; None for bookkeeping (step, epoch, elapsed, rank check)."""
+    ``train/frames_per_s``, ``train/model_frames_per_s``, ``train/data_wait_fraction``, ``val/<metric>``;
+    None for bookkeeping (step, epoch, elapsed, rank check, the bottleneck's name)."""
     fixed = {"train_loss": "train/loss", "lr": "train/lr", "epoch_train_loss": "train/epoch_loss",
-             "train_frames_per_s": "train/frames_per_s"}
+             "train_frames_per_s": "train/frames_per_s", "model_frames_per_s": "train/model_frames_per_s",
+             "data_wait_fraction": "train/data_wait_fraction"}
     if column in fixed:
         return fixed[column]
     if column in STEP_KEYS or column in EPOCH_KEYS:

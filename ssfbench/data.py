@@ -63,6 +63,10 @@ class VideoSource(Dataset):
 
     kind = "videos"
     fps: float = 25.0
+    #: Windows the pretraining stream draws from one visit to a video (see
+    #: :class:`ssfbench.pretrain.WindowBatches`); 1 for sources whose frames cost the same however
+    #: they are grouped (renderers, prepared stores), more where one read serves several windows.
+    windows_per_visit: int = 1
 
     @abc.abstractmethod
     def __len__(self) -> int:
@@ -79,6 +83,11 @@ class VideoSource(Dataset):
     @abc.abstractmethod
     def read_frames(self, video: int, frames: Sequence[int]) -> np.ndarray:
         """Frames ``frames`` of video ``video`` as uint8 ``[len(frames), H, W, 3]``."""
+
+    def read_windows(self, video: int, windows: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Several windows of one video, each as :meth:`read_frames` gives it; sources that can
+        read them together more cheaply (one decoding pass) override it."""
+        return [self.read_frames(video, frames) for frames in windows]
 
 
 class LabeledFrames(Dataset):

@@ -35,12 +35,14 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def default_workers(device: torch.device) -> int:
-    """DataLoader workers for ``--workers auto``: on CUDA up to 8 per process (cores allowing), so
-    reading and decoding overlap the GPU; on CPU none when the machine has at most 4 cores (the
-    model's own threads use them all and a worker would only compete: measured in BENCHMARKS.md),
-    else 2."""
+    """DataLoader workers for ``--workers auto``: on CUDA as many per GPU as it needs at the
+    measured per-core rate of reading VoxCeleb2 from mp4 (:func:`ssfbench.feeding.cuda_workers`:
+    at most the process's share of the cores less one), so decoding keeps up with the GPU; on CPU
+    none when the machine has at most 4 cores (the model's own threads use them all and a worker
+    would only compete: measured in BENCHMARKS.md), else 2."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if device.type == "cuda":
-        per_process = cores // max(1, torch.cuda.device_count())
-        return max(1, min(8, per_process - 1))
+        from ssfbench.feeding import cuda_workers
+
+        return cuda_workers(cores, torch.cuda.device_count())
     return 0 if cores <= 4 else 2

@@ -37,12 +37,17 @@ also as TensorBoard events under ``tb/``.
 
 Each epoch's record carries ``train_frames_per_s``: frames through the whole training path (data
 loading, device copy, preprocessing, jitter, forward, backward, optimiser step; validation and
-checkpoint writes excluded) per second of wall time, summed over ranks.
+checkpoint writes excluded) per second of wall time, summed over ranks; ``model_frames_per_s``,
+the same frames over the time of the steps alone (the loop's wait for its next batch left out: the
+model's rate when data is free, measured for nothing as the run goes); ``data_wait_fraction``; and
+``bottleneck`` (``data`` when the loop waited for batches more than 10 % of the time, else
+``model``). The last epoch's are logged at the end; best.json and the result JSON carry them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -63,6 +68,7 @@ from ssfbench.curves import CurveLog, epoch_row
 from ssfbench.data import VideoSource
 from ssfbench.device import autocast, resolve_device
 from ssfbench.errors import UserError
+from ssfbench.feeding import bottleneck
 from ssfbench.fileio import atomic_write_bytes, atomic_write_json
 from ssfbench.layout import CHECKPOINT, RESUME_STATE, record_path
 from ssfbench.method import Method
@@ -152,6 +158,12 @@ class WindowBatches(Dataset):
     offsets, for methods with random gaps) drawn from ``(seed, e, video)``; videos shorter than the
     method's window are skipped. ``shard = (i, n)`` keeps windows ``i, i + n, ...`` of every step
     (one shard per rank; ``(0, 1)`` keeps them all).
+
+    A source whose ``windows_per_visit`` is W > 1 (VoxCeleb2 from mp4: one decoding pass serves
+    several windows) gets W windows per visit, each with its own anchor and offsets drawn one after
+    the other from the same ``(seed, e, video)`` generator (the first is the W = 1 window): a step
+    visits ``ceil(B / W)`` videos and keeps the first B windows, and shards are contiguous runs of
+    windows so that each rank decodes only its own visits.
     """
 
     def __init__(self, videos: VideoSource, train_ids: np.ndarray, method: Method, seed: int,
@@ -165,29 +177,41 @@ class WindowBatches(Dataset):
         self.sample_offsets = method.sample_offsets
         self.span = method.window_span()
         self.usable = np.array([v for v in train_ids if videos.num_frames(int(v)) >= self.span])
-        if len(self.usable) < self.batch_size:
+        self.per_visit = max(1, int(getattr(videos, "windows_per_visit", 1)))
+        self.visits_per_step = -(-self.batch_size // self.per_visit)
+        if len(self.usable) < self.visits_per_step:
             raise UserError(f"{videos.name}: only {len(self.usable)} training videos have at least {self.span} "
-                            f"frames (the window), fewer than a batch of {self.batch_size}")
-        self.steps_per_epoch = len(self.usable) // self.batch_size
+                            f"frames (the window), fewer than the {self.visits_per_step} a batch of "
+                            f"{self.batch_size} visits")
+        self.steps_per_epoch = len(self.usable) // self.visits_per_step
 
     def windows(self, step: int) -> list[tuple[int, list[int]]]:
-        """(video, frame indices) of every example of training step ``step``."""
+        """(video, frame indices) of every example of training step ``step`` (a video's windows together)."""
         epoch, pos = divmod(step, self.steps_per_epoch)
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.usable))
-        chosen = self.usable[order[pos * self.batch_size:(pos + 1) * self.batch_size]]
+        chosen = self.usable[order[pos * self.visits_per_step:(pos + 1) * self.visits_per_step]]
         out = []
         for v in chosen:
             rng = np.random.default_rng([self.seed, epoch, int(v)])
-            anchor = int(rng.integers(0, self.videos.num_frames(int(v)) - self.span + 1))
-            out.append((int(v), [anchor + o for o in self.sample_offsets(rng)]))
-        return out
+            for _ in range(self.per_visit):
+                anchor = int(rng.integers(0, self.videos.num_frames(int(v)) - self.span + 1))
+                out.append((int(v), [anchor + o for o in self.sample_offsets(rng)]))
+        return out[:self.batch_size]
 
     def __len__(self) -> int:  # the stream is unbounded; DataLoader only needs a sampler
         return 2**62
 
     def __getitem__(self, step: int) -> torch.Tensor:
-        mine = self.windows(step)[self.shard[0]::self.shard[1]]
-        return torch.from_numpy(np.stack([self.videos.read_frames(v, f) for v, f in mine]))
+        rank, ranks = self.shard
+        if self.per_visit == 1:
+            mine = self.windows(step)[rank::ranks]
+        else:
+            share = self.batch_size // ranks
+            mine = self.windows(step)[rank * share:(rank + 1) * share]
+        frames: list[np.ndarray] = []
+        for v, group in itertools.groupby(mine, key=lambda window: window[0]):
+            frames += self.videos.read_windows(v, [f for _, f in group])
+        return torch.from_numpy(np.stack(frames))
 
 
 def validation_windows(videos: VideoSource, val_ids: np.ndarray, method: Method, seed: int) -> np.ndarray:
@@ -309,14 +333,24 @@ class _Loop:
 @dataclass
 class _Throughput:
     """Wall time and frames of the training path (validation and checkpoint writes excluded) since
-    the last epoch end."""
+    the last epoch end, and how much of that time the loop waited for its next batch."""
 
     busy_s: float = 0.0
     frames: int = 0
+    wait_s: float = 0.0
 
     def frames_per_s(self) -> float:
         """Frames per second of training-path wall time (as recorded: one decimal)."""
         return round(self.frames / max(self.busy_s, 1e-9), 1)
+
+    def record(self) -> dict[str, Any]:
+        """What an epoch's record says about speed: ``train_frames_per_s``; ``model_frames_per_s``,
+        the rate of the steps alone (the time not spent waiting for data: what the model would reach
+        if data were free); ``data_wait_fraction``; and ``bottleneck`` (:func:`ssfbench.feeding.bottleneck`)."""
+        model_s = max(self.busy_s - self.wait_s, 1e-9)
+        return {"train_frames_per_s": self.frames_per_s(), "model_frames_per_s": round(self.frames / model_s, 1),
+                "data_wait_fraction": round(self.wait_s / max(self.busy_s, 1e-9), 3),
+                "bottleneck": bottleneck(self.wait_s, self.busy_s)}
 
 
 def _set_up(method: Method, videos: VideoSource, settings: PretrainSettings, run_dir: Path,
@@ -413,8 +447,7 @@ def _end_epoch(loop: _Loop, state: LoopState, running: list[float], throughput: 
     record = {"epoch": math.ceil(state.step / loop.stream.steps_per_epoch), "step": state.step,
               "train_loss": float(np.mean(running)),
               **validate(method, loop.val, loop.device, method.config.batch_size),
-              "elapsed_s": round(time.time() - started, 1),
-              "train_frames_per_s": throughput.frames_per_s()}
+              "elapsed_s": round(time.time() - started, 1), **throughput.record()}
     if world.distributed:
         record["ranks_identical"] = world.size
     state.history.append(record)
@@ -424,6 +457,15 @@ def _end_epoch(loop: _Loop, state: LoopState, running: list[float], throughput: 
         state.best_sha256 = save_checkpoint(method, loop.best_path, {**base_meta, "selected": record,
                                                                     "history": state.history})
     return record
+
+
+def _report_speed(loop: _Loop, state: LoopState) -> None:
+    """Rank 0 logs the last epoch's speed and which side held it back (data or model)."""
+    last = next((h for h in reversed(state.history) if "bottleneck" in h), None)
+    if loop.main and last is not None:
+        logger.info("pretraining: %.1f frames/s, the steps alone %.1f frames/s, waiting for data %.0f%% of the time: "
+                    "the %s was the bottleneck", last["train_frames_per_s"], last["model_frames_per_s"],
+                    100 * last["data_wait_fraction"], "data pipeline" if last["bottleneck"] == "data" else "model")
 
 
 def _finish(loop: _Loop, state: LoopState, base_meta: dict[str, Any], curves: CurveLog) -> PretrainResult:
@@ -476,6 +518,7 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
         set_rng_states(saved["rng"] if "rng" in saved else {"torch": saved["torch_rng"]})
     tick = time.perf_counter()
     for frames in batches:
+        throughput.wait_s += time.perf_counter() - tick
         loss, n_frames = _train_step(loop, loss_module, frames, state.step)
         running.append(loss)
         state.step += 1
@@ -499,6 +542,7 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
             last_save = time.time()
         tick = time.perf_counter()
     bar.close()
+    _report_speed(loop, state)
     return _finish(loop, state, base_meta, curves)
 
 

@@ -61,17 +61,17 @@ def _jpeg(path: Path, array: np.ndarray) -> None:
     Image.fromarray(array.astype(np.uint8)).save(path, quality=95)
 
 
-def write_video(path: Path, frames: np.ndarray, *, codec: str = "mpeg4", fps: int = 25) -> None:
-    """Write uint8 ``[T, H, W, 3]`` frames as a video with PyAV (keyframe every 4 frames)."""
+def write_video(path: Path, frames: np.ndarray, *, codec: str = "mpeg4", fps: int = 25, gop: int = 4) -> None:
+    """Write uint8 ``[T, H, W, 3]`` frames as a video with PyAV (keyframe every ``gop`` frames)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
-            stream.options = {"g": "4", "bf": "2", "crf": "1"}
+            stream.options = {"g": str(gop), "keyint_min": str(gop), "bf": "2", "crf": "1"}
         else:
-            stream.codec_context.gop_size = 4
+            stream.codec_context.gop_size = gop
             stream.bit_rate = 8_000_000
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
@@ -83,6 +83,13 @@ def write_video(path: Path, frames: np.ndarray, *, codec: str = "mpeg4", fps: in
 def frame_value(index: int) -> int:
     """The grey level of frame ``index`` (0-based) of every replica video."""
     return 8 + 16 * index
+
+
+def moving_texture(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """``n`` frames of a seeded random texture drifting by one pixel per frame (content an encoder
+    predicts with motion, so H.264 gets reference and non-reference B-frames)."""
+    texture = np.random.default_rng(seed).integers(0, 256, (size, size + n, 3), dtype=np.uint8)
+    return np.stack([texture[:, i:i + size] for i in range(n)])
 
 
 def ramp_video(n: int, height: int = 24, width: int = 32) -> np.ndarray:

@@ -46,7 +46,8 @@ pretrain.jitter = slowed(pretrain.jitter, float(sys.argv[1]))
 embed._embed_batch = slowed(embed._embed_batch, float(sys.argv[2]))
 main(sys.argv[3:])
 """
-VOLATILE = {"date", "timing", "wall_s", "elapsed_s", "train_frames_per_s"}
+VOLATILE = {"date", "timing", "wall_s", "elapsed_s", "train_frames_per_s", "model_frames_per_s", "data_wait_fraction",
+            "bottleneck"}
 
 
 def ssfbench(out: Path, *extra: str, slow: tuple[float, float] | None = None) -> subprocess.Popen:

@@ -184,11 +184,13 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
 
 
 def epochs_to_steps(spec, epochs: int) -> int:
-    """Steps that make ``epochs`` passes over the pretraining videos' training split."""
+    """Steps that make ``epochs`` passes over the pretraining videos' training split (a step visits
+    ``ceil(batch / windows_per_visit)`` videos: see :class:`ssfbench.pretrain.WindowBatches`)."""
     from ssfbench.pretrain import split_videos
     from ssfbench.runner import build_method, open_dataset
 
     method = build_method(spec)
     videos = open_dataset(spec.pretrain_data, spec)
     n_train = len(split_videos(len(videos), 0.2, spec.seed)[0])
-    return epochs * max(1, n_train // method.config.batch_size)
+    visits_per_step = -(-method.config.batch_size // getattr(videos, "windows_per_visit", 1))
+    return epochs * max(1, n_train // visits_per_step)
