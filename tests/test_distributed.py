@@ -52,7 +52,7 @@ def test_torchrun_two_processes_keep_parameters_identical_and_merge_one_cache(tm
     trained = [h for h in record["history"] if h["step"] > 0]
     assert [h["step"] for h in trained] == [4, 6]  # 16 training videos / 4 per step; and the last step
     assert all(h["ranks_identical"] == 2 and np.isfinite(h["train_loss"]) for h in trained)
-    assert sorted(p.name for p in record_path.parent.iterdir()) == ["best.json", "best.pt", "last.pt"]
+    assert sorted(p.name for p in record_path.parent.iterdir()) == ["best.json", "best.pt", "curve.csv", "last.pt"]
 
     single = tmp_path / "single"
     shutil.copytree(ddp / "runs", single / "runs")  # the same encoder, no caches yet
