@@ -18,7 +18,7 @@ Every score in a table is a fraction in [0, 1]; rendering multiplies by 100.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,14 @@ from tabulate import tabulate
 
 from ssfbench.errors import UserError
 from ssfbench.records import role_of
-from ssfbench.results import OFF_PROTOCOL, build_leaderboard, label_columns, load_results, read_leaderboard
+from ssfbench.results import (  # noqa: F401 - off_protocol is re-exported for callers of this module
+    OFF_PROTOCOL,
+    build_leaderboard,
+    label_columns,
+    load_results,
+    off_protocol,
+    read_leaderboard,
+)
 from ssfbench.tables import METRIC_NAMES, row_name
 
 #: dataset -> (the paper's main table, its supplementary tables); file names under results/paper/
@@ -161,11 +168,6 @@ def normalise(board: pd.DataFrame, *, origin: str) -> pd.DataFrame:
     out["avg"] = board["avg"].astype(float).to_numpy() * scale if "avg" in board else np.nan
     out["avg_std"] = board["avg_std"].astype(float).to_numpy() * scale if "avg_std" in board else np.nan
     return out
-
-
-def off_protocol(result: Mapping) -> bool:
-    """True when the row's faces were not prepared the paper's way (marked in tables: not comparable with the paper's rows)."""
-    return (result.get("face_preprocessing") or {}).get("paper") is False
 
 
 def _display(r: pd.Series) -> str:

@@ -29,6 +29,7 @@ import pandas as pd
 
 from ssfbench.compare import (
     INIT_HEADER,
+    OFF_PROTOCOL_MARK,
     ORIGIN_COMMITTED,
     ORIGIN_OUT,
     ORIGIN_PAPER,
@@ -46,7 +47,6 @@ from ssfbench.fileio import atomic_write_bytes
 
 #: what each row origin is called in its badge
 BADGES = {ORIGIN_PAPER: "paper", ORIGIN_OUT: "your run", ORIGIN_COMMITTED: "committed"}
-OFF_PROTOCOL_MARK = "†"
 OFF_PROTOCOL_NOTE = ("faces not prepared the paper's way (face_preprocessing.paper is false): "
                      "not comparable with the paper's rows")
 
@@ -178,7 +178,7 @@ def _run_html(result: Mapping) -> str:
             f"{_e(result.get('date', ''))}, ssfbench {_e(result.get('ssfbench_version', ''))} protocol "
             f"{_e(result.get('protocol_version', ''))}{control}<br>command: <code>{_e(command)}</code><br>"
             f"preprocessing: {_e(_preprocessing(result))}"
-            + (f"<br><b>{OFF_PROTOCOL_MARK} {_e(OFF_PROTOCOL_NOTE)}</b>" if off_protocol(result) else "")
+            + (f"<br><b>{OFF_PROTOCOL_MARK.strip()} {_e(OFF_PROTOCOL_NOTE)}</b>" if off_protocol(result) else "")
             + "</li>")
 
 
@@ -225,12 +225,12 @@ def dataset_table(table: ComparisonTable, sources: Mapping[str, tuple[Path, Sequ
             order += 1
             last = block
         results = row_results(r, table.dataset, sources)
-        off = any(off_protocol(x) for x in results)
+        off = str(r["name"]).endswith(OFF_PROTOCOL_MARK)  # compare marks rows from the leaderboards' faces column
         hover, body = provenance(r, results)
         badge = BADGES.get(r["origin"], r["origin"])
         classes = " ".join(c for c in ("row", "paper" if r["origin"] == ORIGIN_PAPER else "", "offprot" if off else "")
                            if c)
-        name = (_e(r["name"]) + (f" {OFF_PROTOCOL_MARK}" if off else "")
+        name = (_e(r["name"])
                 + f'<span class="badge {badge.split()[0]}">{_e(badge)}</span>'
                 + ('<span class="badge off">off-protocol faces</span>' if off else ""))
         cells = [f'<td data-v="{_e(r["name"])}">{name}</td>']
@@ -315,7 +315,7 @@ def render_page(tables: Sequence[ComparisonTable], sources: Mapping[str, tuple[P
             '<p class="note">Click a column header to sort (again: reverse; a third time: the paper\'s order). '
             "Hover a row for where it comes from, click it for every run's command, commit, seeds and "
             f"preprocessing. Badges: <i>paper</i> = the paper's printed number, <i>your run</i> = results in "
-            f"--out, <i>committed</i> = this repository's results/. {OFF_PROTOCOL_MARK} = {_e(OFF_PROTOCOL_NOTE)}.</p>",
+            f"--out, <i>committed</i> = this repository's results/. {OFF_PROTOCOL_MARK.strip()} = {_e(OFF_PROTOCOL_NOTE)}.</p>",
             '<p class="note">Datasets: ' + ", ".join(f'<a href="#{_e(t.dataset)}">{_e(t.dataset)}</a>' for t in tables)
             + (', <a href="#summary">summary</a>' if len(tables) > 1 else "")
             + (', <a href="#vs">paired bootstrap</a>' if vs is not None else "") + "</p>"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -189,16 +190,19 @@ def build_leaderboard(results: list[dict[str, Any]], dataset: str) -> pd.DataFra
 OFF_PROTOCOL = "not the paper's"
 
 
+def off_protocol(result: Mapping[str, Any]) -> bool:
+    """True when the row's faces were not prepared the paper's way (marked in tables: not comparable with the paper's rows)."""
+    return (result.get("face_preprocessing") or {}).get("paper") is False
+
+
 def faces_column(result: dict[str, Any]) -> str:
     """How a result's faces were prepared, for the leaderboard's ``faces`` column: ``paper``,
     ``not the paper's: <crop>`` (not comparable with the paper's rows), or empty where the
     dataset has no paper protocol for faces (the synthetic sets)."""
     record = result.get("face_preprocessing") or {}
-    if record.get("paper") is True:
-        return "paper"
-    if record.get("paper") is False:
+    if off_protocol(result):
         return f"{OFF_PROTOCOL}: {record.get('crop', 'unknown crop')}"
-    return ""
+    return "paper" if record.get("paper") is True else ""
 
 
 def _num(value: Any) -> float:
