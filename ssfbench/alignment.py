@@ -125,7 +125,7 @@ def align(image: np.ndarray, points: np.ndarray, size: int, margin: float = MARG
 
 def record(size: int, margin: float = MARGIN) -> dict:
     """How alignment is done, for the preprocessing record of caches and results."""
-    return {"template": "five points: eye centres, nose tip, mouth corners " + TEMPLATE.round(2).tolist().__repr__(),
+    return {"template": f"five points: eye centres, nose tip, mouth corners {TEMPLATE.round(2).tolist()}",
             "transform": "similarity, least squares", "margin": margin, "output_size": size,
             "resample": "bilinear"}
 
