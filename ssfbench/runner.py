@@ -504,7 +504,8 @@ def result_record(*, run_id: str, config_hash: str, method: str, variant: str, d
                   **extra: Any) -> Result:
     """One result (schema :data:`~ssfbench.records.SCHEMA`): identity, role, provenance, how the
     dataset's faces were prepared (``face_preprocessing``; ``faces_found`` counts how the faces read
-    in this process were found), scores, extras; validated as any results file is when read."""
+    in this process were found), the CPU threads torch used (``torch_threads``: checkpoint digests
+    depend on them), scores, extras; validated as any results file is when read."""
     scores = dict(scores)
     found = dict(getattr(dataset, "faces_found", None) or {})
     device = scores.pop("probe_device", PROBE_DEFAULTS["device"])
@@ -516,7 +517,7 @@ def result_record(*, run_id: str, config_hash: str, method: str, variant: str, d
         "dataset_fingerprint": dataset.fingerprint(), "seed": seed,
         "face_preprocessing": getattr(dataset, "preprocessing", dict)(), **({"faces_found": found} if found else {}),
         "probe": {**PROBE_DEFAULTS, "seed": seed, "device": device},
-        "versions": versions(), **extra, **scores,
+        "versions": versions(), "torch_threads": torch.get_num_threads(), **extra, **scores,
     }
     return Result.from_json(record, where=f"result of {run_id} on {dataset.name}")
 
