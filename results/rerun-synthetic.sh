@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate every committed synthetic row (issue 12's list, in priority order) into OUT, at one
-# commit with a clean tree; then copy OUT/results/runs/* to results/runs/ and rebuild the
+# commit with a clean tree (the committed rows: 1fabee5; README "Results" says which are done); then copy OUT/results/runs/* to results/runs/ and rebuild the
 # leaderboards with ssfbench.results.write_leaderboards(Path("results")).
 #   results/rerun-synthetic.sh OUT        (one command after another; a killed run resumes when rerun)
 set -u
@@ -25,6 +25,8 @@ run run --method supervised
 ssfbench synth calibrate --out "$OUT" >> "$LOG.full" 2>&1
 run run --method ranking --k 2 --data-option synth-vox.pose_drift=false
 run run --method ranking --k 2 --data-option synth-vox.speech=false
+run run --method ranking --k 2 --data-option synth-vox.pose_drift=false --seeds 1 2
+run run --method ranking --k 2 --data-option synth-vox.speech=false --seeds 1 2
 run run --method ranking --k 2 --lr 0.01 --seeds 0 1 2
 run run --method ranking --k 1 2 4
 run run --method ranking --k 2 --steps 1200 --seeds 0 1 2

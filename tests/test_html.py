@@ -11,6 +11,7 @@ from cli_runner import run_main
 from conftest import REPO
 
 from ssfbench.compare import off_protocol
+from ssfbench.plots import MAX_ROWS
 from ssfbench.results import read_leaderboard
 
 RANDOM = "random-default-resnet18-efe18c23-seed0"
@@ -34,12 +35,15 @@ def test_page_is_self_contained_with_every_committed_row_and_its_provenance(tmp_
     assert code == 0 and f"wrote {page}" in out, err
     text = page.read_text()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)  # nothing fetched from the network
-    assert text.count('src="data:image/png;base64,') == 2  # one chart per dataset
+    charts = 0
     for dataset in ("synth-au", "synth-expr"):
         board = read_leaderboard(REPO / "results" / f"{dataset}.csv")
+        charts += len(board) <= MAX_ROWS  # one chart per dataset, or the note that --plot's limit names
         section = text.split(f'data-dataset="{dataset}"')[1].split("</table>")[0]
         for config_hash in board["config_hash"]:
             assert section.count(f'data-config-hash="{config_hash}"') == 1
+    assert text.count('src="data:image/png;base64,') == charts
+    assert text.count("(no chart: more than") == 2 - charts
     assert "Summary across datasets" in text and "Δ own init [95% CI]" in text
     assert "ssfbench run --method ranking --k 2 --seeds 0 1 2" in text and "1fabee5daa" in text  # provenance
     assert 'data-off-protocol="true"' not in text
