@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate every committed synthetic row (issue 12's list, in priority order) into OUT, at one
-# commit with a clean tree (the committed rows: 1fabee5; README "Results" says which are done); then copy OUT/results/runs/* to results/runs/ and rebuild the
-# leaderboards with ssfbench.results.write_leaderboards(Path("results")).
+# commit with a clean tree (the committed rows: 1fabee5; README "Results" says which are done);
+# then copy OUT/results/runs/* to results/runs/ and rebuild the leaderboards with
+# ssfbench.results.write_leaderboards(Path("results")).
 #   results/rerun-synthetic.sh OUT        (one command after another; a killed run resumes when rerun)
 set -u
 OUT=${1:?usage: results/rerun-synthetic.sh OUT}
