@@ -69,6 +69,12 @@ ROW_COLUMNS = ["group", "source", "origin", "method", "variant", "backbone", "na
 OFF_PROTOCOL_MARK = " †"
 
 
+def faces_off_protocol(faces: object) -> bool:
+    """Whether a row's ``faces`` value (the leaderboards' column) says its faces were not prepared the
+    paper's way: such rows are marked and not comparable with the paper's rows."""
+    return isinstance(faces, str) and faces.startswith(OFF_PROTOCOL)
+
+
 @dataclass
 class ComparisonTable:
     """The rows of one dataset: ``rows`` holds ``ROW_COLUMNS``, one column per label, ``<label>_std``,
@@ -159,7 +165,7 @@ def normalise(board: pd.DataFrame, *, origin: str) -> pd.DataFrame:
         "run_id": board.get("run_id", ""), "config_hash": board.get("config_hash", ""),
         "n_runs": board.get("n_runs", np.nan), "faces": board.get("faces", ""),
     })
-    off = out["faces"].fillna("").astype(str).str.startswith(OFF_PROTOCOL)
+    off = out["faces"].map(faces_off_protocol).astype(bool)
     out.loc[off, "name"] = out.loc[off, "name"] + OFF_PROTOCOL_MARK
     for lab in labels:
         out[lab] = board[lab].astype(float).to_numpy() * scale
@@ -435,7 +441,7 @@ def caption(table: ComparisonTable) -> str:
     text = (f"{table.dataset}: per-label {table.metric_name} x100; ssfbench rows mean ± std over folds "
             f"(or seeds); * = reported in the original work, (Re.) = reproduced by the paper; "
             f"coverage = labels with a value; no average over missing labels")
-    if table.rows["name"].astype(str).str.endswith(OFF_PROTOCOL_MARK).any():
+    if table.rows["faces"].map(faces_off_protocol).any():
         text += (f";{OFF_PROTOCOL_MARK} = faces not prepared the paper's way (e.g. crop=centre): not comparable "
                  "with the paper's rows")
     if has_gains(table):

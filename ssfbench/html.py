@@ -37,6 +37,7 @@ from ssfbench.compare import (
     block_title,
     caption,
     cell,
+    faces_off_protocol,
     gain_cell,
     has_gains,
     off_protocol,
@@ -225,7 +226,7 @@ def dataset_table(table: ComparisonTable, sources: Mapping[str, tuple[Path, Sequ
             order += 1
             last = block
         results = row_results(r, table.dataset, sources)
-        off = str(r["name"]).endswith(OFF_PROTOCOL_MARK)  # compare marks rows from the leaderboards' faces column
+        off = faces_off_protocol(r["faces"])
         hover, body = provenance(r, results)
         badge = BADGES.get(r["origin"], r["origin"])
         classes = " ".join(c for c in ("row", "paper" if r["origin"] == ORIGIN_PAPER else "", "offprot" if off else "")
