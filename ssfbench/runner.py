@@ -68,6 +68,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_STEPS = 300
 DEFAULT_IMAGE_SIZE = 64
 DEFAULT_EVAL_DATASETS = ("synth-au", "synth-expr")
+#: how re-estimated BatchNorm statistics are drawn: part of the identity of every run that has them
+BATCHNORM_IDENTITY = {"frames": BN_FRAMES, "batch_size": BN_BATCH, "stream": BATCHNORM_DRAW}
 
 
 @dataclass
@@ -80,6 +82,9 @@ class RunSpec:
     image_size: int = DEFAULT_IMAGE_SIZE
     pretrained: str | None = None
     weights: Path | None = None
+    #: BatchNorm statistics of a ``weights`` checkpoint: ``checkpoint`` (its own) or ``data``
+    #: (re-estimated on the pretraining videos like every floor and step-0 control's: a control)
+    bn_stats: str = "checkpoint"
     steps: int = DEFAULT_STEPS
     seed: int = 0
     data_seed: int = 0
@@ -151,9 +156,12 @@ def open_dataset(name: str, spec: RunSpec):
 
 
 def uses_videos(spec: RunSpec, method: Method) -> bool:
-    """Whether the run reads the pretraining videos: to pretrain, or to estimate the BatchNorm
-    statistics of an untrained floor (``Method.batchnorm_from_data``)."""
-    if spec.weights is not None or method.needs_labels:
+    """Whether the run reads the pretraining videos: to pretrain, or to estimate BatchNorm
+    statistics (of an untrained floor, ``Method.batchnorm_from_data``, or of loaded weights with
+    ``bn_stats="data"``)."""
+    if spec.weights is not None:
+        return spec.bn_stats == "data"
+    if method.needs_labels:
         return False
     return method.trainable or method.batchnorm_from_data()
 
@@ -178,6 +186,14 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
     if spec.weights is not None:
         identity["weights_sha256"] = sha256_file(spec.weights)
         parts.append(f"weights={spec.weights.name}")
+        if spec.bn_stats == "data":
+            identity.update(pretrain_data=spec.pretrain_data, pretrain_fingerprint=pretrain_fingerprint,
+                            batchnorm=BATCHNORM_IDENTITY)
+            parts.append("bn=data")
+            if spec.pretrain_data != "synth-vox":
+                parts.append(f"data={spec.pretrain_data}")
+            parts += [f"{spec.pretrain_data}.{k}={v}"
+                      for k, v in sorted(spec.dataset_options.get(spec.pretrain_data, {}).items())]
     elif method.needs_labels:
         identity.update(steps=spec.steps, trained_on="each fold's training labels")
         if spec.steps != DEFAULT_STEPS:
@@ -189,7 +205,7 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
             if spec.steps != DEFAULT_STEPS:
                 parts.append(f"steps={spec.steps}")
         if not method.trainable or spec.steps == 0:
-            identity["batchnorm"] = {"frames": BN_FRAMES, "batch_size": BN_BATCH, "stream": BATCHNORM_DRAW}
+            identity["batchnorm"] = BATCHNORM_IDENTITY
         if spec.pretrain_data != "synth-vox":
             parts.append(f"data={spec.pretrain_data}")
         parts += [f"{spec.pretrain_data}.{k}={v}" for k, v in sorted(spec.dataset_options.get(spec.pretrain_data, {}).items())]
@@ -257,14 +273,15 @@ def _make_encoder(spec: RunSpec, method: Method, best: Path, videos: VideoSource
         load_weights(method, spec.weights)
         if main:
             layout = "released (the authors' layout and preprocessing)" if method.weights_preprocess else "own"
+            if spec.bn_stats == "data":
+                meta = {**meta, "batchnorm": _reestimate(spec, method, videos)}
             save_checkpoint(method, best, {**meta, "weights": str(spec.weights), "weights_layout": layout,
                                            "completed": True})
     elif not method.trainable:
         method = build_method(spec)  # weights drawn from the seed just set
         if main:
             if videos is not None and method.batchnorm_from_data():
-                train_ids = split_videos(len(videos), PretrainSettings.val_fraction, spec.seed)[0]
-                meta = {**meta, "batchnorm": reestimate_batchnorm(method, videos, train_ids, seed=spec.seed)}
+                meta = {**meta, "batchnorm": _reestimate(spec, method, videos)}
             save_checkpoint(method, best, {**meta, "completed": True})
     else:
         settings = PretrainSettings(steps=spec.steps, seed=spec.seed, device=spec.device,
@@ -272,6 +289,14 @@ def _make_encoder(spec: RunSpec, method: Method, best: Path, videos: VideoSource
                                     checkpoint_every=spec.checkpoint_every, resume=spec.resume,
                                     sync_check_every=spec.sync_check_every, log=spec.log)
         pretrain(method, videos, settings, best.parent, meta)
+
+
+def _reestimate(spec: RunSpec, method: Method, videos: VideoSource | None) -> dict[str, Any] | None:
+    """Re-estimate ``method``'s BatchNorm statistics on the seed's pretraining training split, as
+    every floor and step-0 control of that seed has them."""
+    assert videos is not None
+    train_ids = split_videos(len(videos), PretrainSettings.val_fraction, spec.seed)[0]
+    return reestimate_batchnorm(method, videos, train_ids, seed=spec.seed)
 
 
 def verified_checkpoint(path: Path) -> tuple[Method, str, dict[str, Any]]:

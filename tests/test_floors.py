@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from cli_runner import run_main
 from click.testing import CliRunner
 
 from ssfbench.audit import pretext_audit, ranking_accuracy
@@ -96,6 +97,33 @@ def test_run_scores_its_own_initialisation_and_compare_shows_the_gain(tmp_path):
     res = CliRunner().invoke(cli, ["compare", "--datasets", "synth-au", "--out", str(out), "--no-committed",
                                    "--no-init-gains"])
     assert "Δ own init" not in res.output
+
+
+def test_bn_stats_data_reestimates_a_checkpoint_like_its_control(tmp_path, capsys):
+    """--bn-stats data: a trained checkpoint's weights with statistics re-estimated the way its step-0
+    control got them; re-estimating the control itself changes nothing, and the weights never move."""
+    import json
+
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["run", "--method", "ranking", "--k", "2", "--steps", "2", "--out", str(out), *TINY])
+    assert res.exit_code == 0, res.output
+    runs = {("control" if "steps0" in p.name else "trained"): p / "best.pt" for p in (out / "runs").iterdir()}
+    for name, path in runs.items():
+        res = CliRunner().invoke(cli, ["run", "--method", "ranking", "--k", "2", "--weights", str(path),
+                                       "--bn-stats", "data", "--out", str(tmp_path / name), *TINY])
+        assert res.exit_code == 0, res.output
+        (run_dir,) = (tmp_path / name / "runs").iterdir()
+        assert "bndata" in run_dir.name
+        assert json.loads((run_dir / "best.json").read_text())["batchnorm"]["frames"] == 2048
+        before = torch.load(path, weights_only=False)["state_dict"]
+        after = torch.load(run_dir / "best.pt", weights_only=False)["state_dict"]
+        stats = [k for k in before if "running_" in k]
+        assert stats and all(torch.equal(before[k], after[k]) for k in before if "running_" not in k
+                             and "num_batches" not in k)
+        same = all(torch.equal(before[k], after[k]) for k in stats)
+        assert same == (name == "control")  # the control's statistics are already these
+    code, _, err = run_main(["run", "--method", "ranking", "--bn-stats", "data", "--out", str(out), *TINY], capsys)
+    assert code == 2 and err.startswith("error: --bn-stats data: needs --weights") and err.count("\n") == 1
 
 
 def test_init_gain_is_the_paired_difference(tmp_path):

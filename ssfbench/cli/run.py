@@ -107,7 +107,7 @@ COMMANDS = (run, pretrain, embed, probe)
 
 
 def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | None,
-            image_size: int, backbone: str, pretrained: str | None, weights: Path | None, seed: int,
+            image_size: int, backbone: str, pretrained: str | None, weights: Path | None, bn_stats: str, seed: int,
             seeds: tuple[int, ...], datasets: tuple[str, ...], roots: tuple[str, ...], pretrain_data: str,
             data_options: tuple[str, ...], lr: float | None, batch_size: int | None, settings: tuple[str, ...],
             out: Path, device: str, workers: str, overwrite: str, quiet: bool, ensemble: bool = False,
@@ -147,13 +147,15 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
         overrides["batch_size"] = batch_size
     if weights is not None and not weights.is_file():
         raise UserError(f"{weights}: weights file not found")
+    if bn_stats != "checkpoint" and weights is None:
+        raise UserError(f"--bn-stats {bn_stats}: needs --weights (a checkpoint, e.g. OUT/runs/<run_id>/best.pt)")
     if steps is not None and epochs is not None:
         raise UserError("give --steps or --epochs, not both")
     spec_steps = steps if steps is not None else DEFAULT_STEPS
     if steps is not None and steps < 0:
         raise UserError(f"--steps must be >= 0, got {steps}")
     base = RunSpec(method=method_name, backbone=backbone, image_size=image_size, pretrained=pretrained,
-                   weights=weights, steps=spec_steps,
+                   weights=weights, bn_stats=bn_stats, steps=spec_steps,
                    datasets=() if stop_after == "pretrain" else tuple(datasets) or DEFAULT_EVAL_DATASETS,
                    roots=parse_roots(roots), dataset_options=parse_data_options(data_options),
                    pretrain_data=pretrain_data, out=out, device=device,
