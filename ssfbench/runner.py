@@ -82,8 +82,9 @@ class RunSpec:
     image_size: int = DEFAULT_IMAGE_SIZE
     pretrained: str | None = None
     weights: Path | None = None
-    #: BatchNorm statistics of a ``weights`` checkpoint: ``checkpoint`` (its own) or ``data``
-    #: (re-estimated on the pretraining videos like every floor and step-0 control's: a control)
+    #: BatchNorm statistics of the trained or loaded encoder: ``checkpoint`` (what training left, or
+    #: the loaded file's) or ``data`` (re-estimated on the pretraining videos as every floor's and
+    #: step-0 control's are: the control of whether a gain is weights or statistics)
     bn_stats: str = "checkpoint"
     steps: int = DEFAULT_STEPS
     seed: int = 0
@@ -170,9 +171,23 @@ def init_control_spec(spec: RunSpec, method: Method) -> RunSpec | None:
     """The run that scores ``spec``'s encoder at its own initialisation (``steps=0``: the same seeded
     weights, BatchNorm statistics re-estimated like the floor's), or None when there is none to pair
     with (untrained, loaded or label-trained methods, or a run that is itself at step 0)."""
-    if not (method.trainable and uses_videos(spec, method)) or spec.steps == 0:
+    if not (method.trainable and uses_videos(spec, method)) or spec.steps == 0 or spec.weights is not None:
         return None
-    return dataclasses.replace(spec, steps=0)
+    return dataclasses.replace(spec, steps=0, bn_stats="checkpoint")
+
+
+def trained_spec(spec: RunSpec, method: Method) -> RunSpec | None:
+    """For ``bn_stats="data"`` on a method this run pretrains: the same run with the statistics
+    training left (whose checkpoint this one re-estimates); else None. A combination with no trained
+    statistics to replace is one :class:`UserError`."""
+    if spec.bn_stats != "data" or spec.weights is not None:
+        return None
+    if not method.trainable or method.needs_labels or spec.steps == 0:
+        why = ("its encoder is untrained (the random floor's statistics: --set bn_stats=data|init)"
+               if not method.trainable else "it trains one encoder per fold" if method.needs_labels
+               else "a --steps 0 encoder has re-estimated statistics already")
+        raise UserError(f"--bn-stats data: nothing to re-estimate for method {method.name!r}: {why}")
+    return dataclasses.replace(spec, bn_stats="checkpoint", datasets=(), stop_after="pretrain", init_control=False)
 
 
 def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None) -> tuple[str, str, str]:
@@ -187,9 +202,7 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
         identity["weights_sha256"] = sha256_file(spec.weights)
         parts.append(f"weights={spec.weights.name}")
         if spec.bn_stats == "data":
-            identity.update(pretrain_data=spec.pretrain_data, pretrain_fingerprint=pretrain_fingerprint,
-                            batchnorm=BATCHNORM_IDENTITY)
-            parts.append("bn=data")
+            identity.update(pretrain_data=spec.pretrain_data, pretrain_fingerprint=pretrain_fingerprint)
             if spec.pretrain_data != "synth-vox":
                 parts.append(f"data={spec.pretrain_data}")
             parts += [f"{spec.pretrain_data}.{k}={v}"
@@ -209,6 +222,9 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
         if spec.pretrain_data != "synth-vox":
             parts.append(f"data={spec.pretrain_data}")
         parts += [f"{spec.pretrain_data}.{k}={v}" for k, v in sorted(spec.dataset_options.get(spec.pretrain_data, {}).items())]
+    if spec.bn_stats == "data":
+        identity["batchnorm"] = BATCHNORM_IDENTITY
+        parts.append("bn=data")
     variant_key = method.variant().split("=")[0] if method.variant() else None
     parts += [f"{k}={config[k]}" for k in sorted(config) if config[k] != defaults[k] and k != variant_key]
     if spec.image_size != DEFAULT_IMAGE_SIZE:
@@ -223,7 +239,7 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
 
 
 def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSource | None,
-                   meta: dict[str, Any]) -> tuple[Method, str, dict[str, Any]]:
+                   meta: dict[str, Any], trained: Path | None = None) -> tuple[Method, str, dict[str, Any]]:
     """The trained (or loaded, or untrained) method, its checkpoint sha256 and its metadata record.
     A completed checkpoint in ``run_dir`` is reused; an interrupted one is resumed."""
     best = OutputLayout(spec.out).checkpoint(run_dir.name)
@@ -238,7 +254,7 @@ def obtain_encoder(spec: RunSpec, method: Method, run_dir: Path, videos: VideoSo
     with one_process_per_run(run_dir):
         if record.is_file() and json.loads(record.read_text()).get("completed"):
             return verified_checkpoint(best)  # another process finished it while this one waited
-        _make_encoder(spec, method, best, videos, meta)
+        _make_encoder(spec, method, best, videos, meta, trained)
     distributed.barrier()
     return verified_checkpoint(best)
 
@@ -265,18 +281,24 @@ def one_process_per_run(run_dir: Path) -> Iterator[None]:
 
 
 def _make_encoder(spec: RunSpec, method: Method, best: Path, videos: VideoSource | None,
-                  meta: dict[str, Any]) -> None:
-    """Write the run's checkpoint at ``best``: loaded weights, an untrained floor, or pretraining."""
+                  meta: dict[str, Any], trained: Path | None = None) -> None:
+    """Write the run's checkpoint at ``best``: loaded weights (``spec.weights``, or the ``trained``
+    checkpoint of the same run with training's statistics), an untrained floor, or pretraining."""
     torch.manual_seed(spec.seed)
     main = distributed.world().is_main
-    if spec.weights is not None:
-        load_weights(method, spec.weights)
+    if spec.weights is not None or trained is not None:
+        load_weights(method, spec.weights or trained)
         if main:
-            layout = "released (the authors' layout and preprocessing)" if method.weights_preprocess else "own"
+            if spec.weights is not None:
+                layout = "released (the authors' layout and preprocessing)" if method.weights_preprocess else "own"
+                meta = {**meta, "weights": str(spec.weights), "weights_layout": layout}
+            else:
+                record = json.loads(record_path(trained).read_text())
+                meta = {**meta, "trained": str(trained), "trained_sha256": record["sha256"],
+                        **{k: record[k] for k in ("pretrain", "selected") if k in record}}
             if spec.bn_stats == "data":
                 meta = {**meta, "batchnorm": _reestimate(spec, method, videos)}
-            save_checkpoint(method, best, {**meta, "weights": str(spec.weights), "weights_layout": layout,
-                                           "completed": True})
+            save_checkpoint(method, best, {**meta, "completed": True})
     elif not method.trainable:
         method = build_method(spec)  # weights drawn from the seed just set
         if main:
@@ -609,13 +631,15 @@ def run(spec: RunSpec) -> RunOutput:
             raise UserError(f"method {method.name!r} fine-tunes one encoder per fold in one process; "
                             "run it without torchrun")
         return _run_per_fold(spec, method, eval_sets, identity, meta)
+    base = trained_spec(spec, method)
+    trained = run(base).checkpoint if base is not None else None  # training's statistics, to re-estimate
     control = init_control_spec(spec, method)
     init_control = None
     if control is not None:
         init_control = run_identity(control, method, videos.fingerprint())[2]
         if spec.init_control and spec.stop_after is None and not spec.reuse_only:
             run(control)  # the paired control first: this encoder at its own initialisation
-    method, digest, record = obtain_encoder(spec, method, run_dir, videos, meta)
+    method, digest, record = obtain_encoder(spec, method, run_dir, videos, meta, trained)
     pretrain_s = time.time() - started
     checkpoint = layout.checkpoint(run_id)
     output = RunOutput(run_id=run_id, checkpoint=checkpoint, checkpoint_sha256=digest)

@@ -100,30 +100,44 @@ def test_run_scores_its_own_initialisation_and_compare_shows_the_gain(tmp_path):
 
 
 def test_bn_stats_data_reestimates_a_checkpoint_like_its_control(tmp_path, capsys):
-    """--bn-stats data: a trained checkpoint's weights with statistics re-estimated the way its step-0
-    control got them; re-estimating the control itself changes nothing, and the weights never move."""
+    """--bn-stats data: a trained encoder's weights with statistics re-estimated the way its step-0
+    control got them, paired with that control; re-estimating the control itself changes nothing,
+    and no weight moves."""
     import json
 
     out = tmp_path / "out"
-    res = CliRunner().invoke(cli, ["run", "--method", "ranking", "--k", "2", "--steps", "2", "--out", str(out), *TINY])
+    ranking = ["run", "--method", "ranking", "--k", "2", "--steps", "2", "--out", str(out), *TINY]
+    res = CliRunner().invoke(cli, ranking)
     assert res.exit_code == 0, res.output
-    runs = {("control" if "steps0" in p.name else "trained"): p / "best.pt" for p in (out / "runs").iterdir()}
-    for name, path in runs.items():
-        res = CliRunner().invoke(cli, ["run", "--method", "ranking", "--k", "2", "--weights", str(path),
-                                       "--bn-stats", "data", "--out", str(tmp_path / name), *TINY])
-        assert res.exit_code == 0, res.output
-        (run_dir,) = (tmp_path / name / "runs").iterdir()
-        assert "bndata" in run_dir.name
-        assert json.loads((run_dir / "best.json").read_text())["batchnorm"]["frames"] == 2048
-        before = torch.load(path, weights_only=False)["state_dict"]
-        after = torch.load(run_dir / "best.pt", weights_only=False)["state_dict"]
+    runs = {("control" if "steps0" in p.name else "trained"): p for p in (out / "runs").iterdir()}
+    res = CliRunner().invoke(cli, [*ranking, "--bn-stats", "data"])  # reuses the trained run, and its control
+    assert res.exit_code == 0, res.output
+    (matched,) = {p for p in (out / "runs").iterdir()} - set(runs.values())
+    assert "bndata" in matched.name
+    result = json.loads((out / "results" / "runs" / matched.name / "synth-au.json").read_text())
+    assert result["init_control"] == runs["control"].name and "bn=data" in result["variant"].split()
+    assert result["pretrain"]["batchnorm"]["frames"] == 2048 and "selected" in result["pretrain"]
+    checkpoints = {"trained": matched / "best.pt"}
+    res = CliRunner().invoke(cli, ["run", "--method", "ranking", "--k", "2", "--weights",
+                                   str(runs["control"] / "best.pt"), "--bn-stats", "data",
+                                   "--out", str(tmp_path / "loaded"), *TINY])
+    assert res.exit_code == 0, res.output
+    (checkpoints["control"],) = (tmp_path / "loaded" / "runs").glob("*/best.pt")
+    for name, path in checkpoints.items():
+        before = torch.load(runs[name] / "best.pt", weights_only=False)["state_dict"]
+        after = torch.load(path, weights_only=False)["state_dict"]
         stats = [k for k in before if "running_" in k]
         assert stats and all(torch.equal(before[k], after[k]) for k in before if "running_" not in k
                              and "num_batches" not in k)
         same = all(torch.equal(before[k], after[k]) for k in stats)
         assert same == (name == "control")  # the control's statistics are already these
-    code, _, err = run_main(["run", "--method", "ranking", "--bn-stats", "data", "--out", str(out), *TINY], capsys)
-    assert code == 2 and err.startswith("error: --bn-stats data: needs --weights") and err.count("\n") == 1
+    res = CliRunner().invoke(cli, ["compare", "--datasets", "synth-au", "--out", str(out), "--no-committed",
+                                   "--resamples", "50"])
+    row = next(line for line in res.output.splitlines() if "bn=data" in line)
+    assert "[" in row.split("|")[-3]  # its gain over the same control
+    code, _, err = run_main(["run", "--method", "random", "--bn-stats", "data", "--out", str(out), *TINY], capsys)
+    assert code == 2 and err.startswith("error: --bn-stats data: nothing to re-estimate for method 'random'")
+    assert err.count("\n") == 1
 
 
 def test_init_gain_is_the_paired_difference(tmp_path):

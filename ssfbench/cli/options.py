@@ -122,7 +122,7 @@ RUN_OPTIONS = [
     click.option("--backbone", default="resnet18", show_default=True, help="Any timm model name."),
     click.option("--pretrained", default=None, help="Backbone init: 'imagenet' (timm weights, must be cached locally) or a state-dict path."),
     click.option("--weights", type=click.Path(path_type=Path), default=None, help="Load this checkpoint instead of pretraining."),
-    click.option("--bn-stats", type=click.Choice(["checkpoint", "data"]), default="checkpoint", show_default=True, help="BatchNorm statistics of the --weights checkpoint: its own, or re-estimated on 2,048 seeded frames of --pretrain-data's training split for --seed, as the random floor and every step-0 control get theirs (a control: does a trained encoder's gain come from its weights or from its statistics?)."),
+    click.option("--bn-stats", type=click.Choice(["checkpoint", "data"]), default="checkpoint", show_default=True, help="BatchNorm statistics of the trained (or --weights) encoder: what training left (the file's own), or re-estimated on 2,048 seeded frames of --pretrain-data's training split for the seed, as the random floor and every step-0 control get theirs. A control, variant bn=data: is a trained encoder's gain over its own initialisation its weights or its statistics? It reuses (or trains) the run without it."),
     click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of initialisation, sampling and probe."),
     click.option("--seeds", type=click.IntRange(min=0), multiple=True, help="Several seeds (space-separated); overrides --seed."),
     click.option("--datasets", multiple=True, help="Evaluation datasets (default: synth-au synth-expr)."),

@@ -147,8 +147,6 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
         overrides["batch_size"] = batch_size
     if weights is not None and not weights.is_file():
         raise UserError(f"{weights}: weights file not found")
-    if bn_stats != "checkpoint" and weights is None:
-        raise UserError(f"--bn-stats {bn_stats}: needs --weights (a checkpoint, e.g. OUT/runs/<run_id>/best.pt)")
     if steps is not None and epochs is not None:
         raise UserError("give --steps or --epochs, not both")
     spec_steps = steps if steps is not None else DEFAULT_STEPS
