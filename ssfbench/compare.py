@@ -353,10 +353,22 @@ INIT_HEADER = "Δ own init [95% CI]"
 
 def init_pairs(results: Sequence[dict], config_hash: str, dataset: str) -> list[tuple[dict, dict]]:
     """(run, its step-0 control) result pairs of configuration ``config_hash`` on ``dataset``: every
-    seed whose result names an ``init_control`` run that ``results`` holds."""
+    seed whose result names an ``init_control`` run that ``results`` holds, or, for an ensemble, whose
+    members' controls were ensembled too (an ensemble's own initialisation is the ensemble of its
+    members' initialisations)."""
     by_id = {r["run_id"]: r for r in results if r["dataset"] == dataset}
+    by_members = {tuple(r["ensemble"]["members"]): r for r in by_id.values() if r.get("ensemble")}
+
+    def control(r: dict) -> dict | None:
+        if r.get("init_control") in by_id:
+            return by_id[r["init_control"]]
+        members = [by_id.get(m) for m in (r.get("ensemble") or {}).get("members", ())]
+        if not members or any(m is None or not m.get("init_control") for m in members):
+            return None
+        return by_members.get(tuple(m["init_control"] for m in members))
+
     runs = [r for r in results if r["dataset"] == dataset and r["config_hash"] == config_hash]
-    return [(r, by_id[r["init_control"]]) for r in runs if r.get("init_control") in by_id]
+    return [(r, c) for r in runs if (c := control(r)) is not None]
 
 
 def add_init_gains(table: ComparisonTable, sources: dict[str, tuple[Path, Sequence[dict]]], *,

@@ -71,6 +71,23 @@ def test_ensemble_row_concatenates_the_member_embeddings(tmp_path):
     assert results_by_run(out)[ens["run_id"]]["mean"] == pytest.approx(ens["mean"], nan_ok=True)
 
 
+def test_ensemble_is_paired_with_the_ensemble_of_its_members_controls(tmp_path, capsys):
+    """With step-0 controls, --k 1 2 also ensembles the members' controls, and compare shows the
+    ensemble row's gain over that (its own initialisation)."""
+    out = tmp_path / "out"
+    with_controls = [a for a in TINY if a != "--no-init-control"]
+    run_main(["run", "--method", "ranking", "--k", "1", "2", "--set", "n=2", "--out", str(out), *with_controls])
+    results = results_by_run(out)
+    ensembles = {r["variant"].split()[1]: r for r in results.values() if "ensemble" in r}
+    assert set(ensembles) == {"steps=2", "steps=0"}
+    members = [results[m] for m in ensembles["steps=2"]["ensemble"]["members"]]
+    assert ensembles["steps=0"]["ensemble"]["members"] == [m["init_control"] for m in members]
+    capsys.readouterr()
+    run_main(["compare", "--datasets", "synth-au", "--out", str(out), "--no-committed", "--resamples", "20"])
+    row = next(line for line in capsys.readouterr().out.splitlines() if "Ensemble" in line and "steps=2" in line)
+    assert "[" in row.split("|")[-3]
+
+
 def test_ensemble_refuses_per_fold_members(tmp_path):
     from ssfbench.records import RunOutput
 
