@@ -30,6 +30,9 @@ run run --method ranking --k 2 --data-option synth-vox.pose_drift=false --seeds 
 run run --method ranking --k 2 --data-option synth-vox.speech=false --seeds 1 2
 run run --method ranking --k 2 --lr 0.01 --seeds 0 1 2
 run run --method ranking --k 1 2 4
+run run --method ranking --k 1 2 4 --steps 0   # the ensemble's own initialisation (today's code runs it with the line above)
 run run --method ranking --k 2 --steps 1200 --seeds 0 1 2
 run run --method ranking --k 2 --steps 1200 --lr 0.01 --seeds 0 1 2
+# The statistics control (README, "Trained weights or trained statistics?"), at c50951d or later, in the same OUT:
+#   ssfbench run --method triplet --k 2 --seeds 0 1 2 --bn-stats data   (and npair, fabnet, tcae, ranking as listed there)
 echo "$(date +%T) ALL DONE" >> "$LOG"

@@ -71,7 +71,7 @@ def test_leaderboard_page_in_chromium(which, tmp_path, capsys):
         if which == "generated":  # the charts render where the rows allow one (two methods chosen)
             few = tmp_path / "few.html"
             code, _, err = run_main(["compare", "--datasets", "synth-au", "synth-expr", "--out", str(tmp_path),
-                                     "--methods", "random", "ranking", "--format", "html", "--output", str(few)], capsys)
+                                     "--methods", "random", "triplet", "--format", "html", "--output", str(few)], capsys)
             assert code == 0, err
             tab.goto(few.resolve().as_uri())
             assert tab.locator("img.chart").count() == 2
