@@ -634,15 +634,15 @@ def run(spec: RunSpec) -> RunOutput:
     base = trained_spec(spec, method)
     trained = run(base).checkpoint if base is not None else None  # training's statistics, to re-estimate
     control = init_control_spec(spec, method)
-    init_control = None
+    init_control, control_output = None, None
     if control is not None:
         init_control = run_identity(control, method, videos.fingerprint())[2]
         if spec.init_control and spec.stop_after is None and not spec.reuse_only:
-            run(control)  # the paired control first: this encoder at its own initialisation
+            control_output = run(control)  # the paired control first: this encoder at its own initialisation
     method, digest, record = obtain_encoder(spec, method, run_dir, videos, meta, trained)
     pretrain_s = time.time() - started
     checkpoint = layout.checkpoint(run_id)
-    output = RunOutput(run_id=run_id, checkpoint=checkpoint, checkpoint_sha256=digest)
+    output = RunOutput(run_id=run_id, checkpoint=checkpoint, checkpoint_sha256=digest, control=control_output)
     if spec.stop_after == "pretrain":
         return output
     if eval_sets and not spec.reuse_only:

@@ -119,7 +119,7 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
     ``probe`` is ``run`` with ``reuse_only``. Bad options raise :class:`UserError` before any work."""
     from ssfbench import distributed
     from ssfbench.metrics import NoPositivesWarning
-    from ssfbench.runner import DEFAULT_EVAL_DATASETS, DEFAULT_STEPS, RunSpec, build_method, init_control_spec
+    from ssfbench.runner import DEFAULT_EVAL_DATASETS, DEFAULT_STEPS, RunSpec
     from ssfbench.runner import ensemble as run_ensemble
     from ssfbench.runner import run as run_spec
 
@@ -163,7 +163,6 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
                    stop_after=stop_after, sync_check_every=check_sync_every, reuse_only=reuse_only,
                    init_control=init_control, log=log)
     members: dict[int, list[RunOutput]] = {}  # seed -> one output per value of the ensemble axis
-    controls: dict[int, list[RunOutput]] = {}  # seed -> the members' step-0 controls, for the ensemble's
     for k in tuple(dict.fromkeys(ks)) or (None,):
         for s in seeds or (seed,):
             spec_overrides = dict(overrides) if k is None else {**overrides, axis: k}
@@ -173,10 +172,6 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
             with warnings.catch_warnings():  # print_results reports them, once, by dataset
                 warnings.simplefilter("ignore", NoPositivesWarning)
                 members.setdefault(s, []).append(run_spec(spec))
-                if ensemble and len(set(ks)) > 1 and init_control and stop_after is None and not reuse_only:
-                    control = init_control_spec(spec, build_method(spec))  # run already scored it: cached
-                    if control is not None:
-                        controls.setdefault(s, []).append(run_spec(control))
             if not distributed.world().is_main:
                 continue
             if stop_after is None:
@@ -186,8 +181,9 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
     if ensemble and len(set(ks)) > 1 and distributed.world().is_main:
         for s, results in members.items():
             print_results(run_ensemble(results, RunSpec(**{**base.__dict__, "seed": s})), out)
-            if len(controls.get(s, ())) == len(results):  # the ensemble's own initialisation, for compare's Δ
-                print_results(run_ensemble(controls[s], RunSpec(**{**base.__dict__, "seed": s})), out)
+            controls = [r.control for r in results if r.control is not None]
+            if len(controls) == len(results):  # the ensemble's own initialisation, for compare's Δ
+                print_results(run_ensemble(controls, RunSpec(**{**base.__dict__, "seed": s})), out)
     distributed.shutdown()
 
 
