@@ -546,13 +546,26 @@ def versions() -> dict[str, str]:
             "numpy": np.__version__, "sklearn": sklearn.__version__, "python": platform.python_version()}
 
 
+def cpu_kernels() -> dict[str, Any]:
+    """The SIMD kernels torch and numpy dispatch to on this CPU. Like ``torch_threads``, they
+    decide the last bits of float results: numpy's AVX-512 kernels round float32 work differently
+    from its AVX2 ones, so a checkpoint's digest matches across machines only with the same numpy
+    kernels (``NPY_DISABLE_CPU_FEATURES`` pins them; results/README.md says how)."""
+    try:  # numpy keeps its dispatch table private; np.show_runtime() prints the same
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+        numpy_kernels = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+    except ImportError:
+        numpy_kernels = None
+    return {"torch": torch.backends.cpu.get_cpu_capability(), "numpy": numpy_kernels}
+
+
 def result_record(*, run_id: str, config_hash: str, method: str, variant: str, display_name: str, backbone: str,
                   source: str, dataset: LabeledFrames, seed: int, scores: dict[str, Any], role: str,
                   **extra: Any) -> Result:
     """One result (schema :data:`~ssfbench.records.SCHEMA`): identity, role, provenance, how the
     dataset's faces were prepared (``face_preprocessing``; ``faces_found`` counts how the faces read
-    in this process were found), the CPU threads torch used (``torch_threads``: checkpoint digests
-    depend on them), scores, extras; validated as any results file is when read."""
+    in this process were found), the CPU threads torch used (``torch_threads``) and the CPU's SIMD
+    kernels (``cpu_kernels``) (checkpoint digests depend on both), scores, extras; validated as any results file is when read."""
     scores = dict(scores)
     found = dict(getattr(dataset, "faces_found", None) or {})
     device = scores.pop("probe_device", PROBE_DEFAULTS["device"])
@@ -564,7 +577,8 @@ def result_record(*, run_id: str, config_hash: str, method: str, variant: str, d
         "dataset_fingerprint": dataset.fingerprint(), "seed": seed,
         "face_preprocessing": getattr(dataset, "preprocessing", dict)(), **({"faces_found": found} if found else {}),
         "probe": {**PROBE_DEFAULTS, "seed": seed, "device": device},
-        "versions": versions(), "torch_threads": torch.get_num_threads(), **extra, **scores,
+        "versions": versions(), "torch_threads": torch.get_num_threads(),
+        "cpu_kernels": cpu_kernels(), **extra, **scores,
     }
     return Result.from_json(record, where=f"result of {run_id} on {dataset.name}")
 

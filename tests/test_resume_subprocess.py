@@ -143,6 +143,7 @@ def test_same_seed_twice_gives_identical_results_and_leaderboards(twins):
     assert ra["rerun"]["argv"][:2] == ["ssfbench", "run"] and "--out" in ra["rerun"]["argv"]
     assert {"ssfbench", "torch", "timm", "numpy", "python"} <= set(ra["versions"])
     assert isinstance(ra["torch_threads"], int) and ra["torch_threads"] >= 1
+    assert ra["cpu_kernels"]["torch"] and isinstance(ra["cpu_kernels"]["numpy"], list)
     board_a, board_b = (pd.read_csv(out / "results" / "synth-au.csv").drop(columns="date") for out in twins)
     pd.testing.assert_frame_equal(board_a, board_b)
     preds = [np.load(next((out / "results" / "runs").glob("*/synth-au.predictions.npz"))) for out in twins]
