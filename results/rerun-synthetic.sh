@@ -5,6 +5,10 @@
 # ssfbench.results.write_leaderboards(Path("results")).
 #   results/rerun-synthetic.sh OUT        (one command after another; a killed run resumes when rerun)
 set -u
+# The committed rows used one torch thread per process and were made on AVX2 CPUs; on an AVX-512
+# CPU, numpy's AVX-512 kernels change the last bits (results/README.md, `cpu_kernels`), so pin them.
+export OMP_NUM_THREADS=1
+[ "$(uname -m)" = x86_64 ] && export NPY_DISABLE_CPU_FEATURES="X86_V4 AVX512_ICL AVX512_SPR"
 OUT=${1:?usage: results/rerun-synthetic.sh OUT}
 LOG="$OUT/rerun.log"
 mkdir -p "$OUT"
