@@ -146,3 +146,17 @@ def test_compare_vs_prints_the_interval(tmp_path):
     missing = CliRunner().invoke(cli, ["compare", "--datasets", "synth-au", "--vs", "good", "tcae", "--out",
                                        str(tmp_path), "--no-committed"])
     assert missing.exit_code != 0 and "no run 'tcae' on synth-au" in str(missing.exception)
+
+
+def test_compare_vs_finds_committed_runs(tmp_path):
+    """--vs reaches the committed rows (their predictions ship in results/runs), so a README interval
+    between two committed runs is one command on a fresh clone."""
+    a, b = "ranking-k2-resnet18-0850d35a-seed0", "ranking-k2-steps0-resnet18-2e984900-seed0"
+    res = CliRunner().invoke(cli, ["compare", "--datasets", "synth-au", "--paper", "none", "--vs", a, b,
+                                   "--out", str(tmp_path), "--resamples", "100"])
+    assert res.exit_code == 0, res.output
+    row = next(line for line in res.output.splitlines() if line.startswith("| synth-au ") and a in line)
+    assert b in row and "f1" in row
+    alone = CliRunner().invoke(cli, ["compare", "--datasets", "synth-au", "--vs", a, b, "--out", str(tmp_path),
+                                     "--no-committed"])
+    assert alone.exit_code != 0 and "synth-au" in str(alone.exception)  # without them: refused in one line

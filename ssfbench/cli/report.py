@@ -55,7 +55,8 @@ def _default_datasets(out: Path) -> tuple[str, ...]:
               help="Pretraining runs (run ids under --out/runs, run folders or their curve.csv), space-separated: "
                    "draw their training curves into --plot instead of the tables.")
 @click.option("--vs", nargs=2, default=None, metavar="A B",
-              help="Paired bootstrap over test subjects of A - B (run ids, method or row names) on each dataset.")
+              help="Paired bootstrap over test subjects of A - B (run ids, method or row names; your runs in --out "
+                   "first, then the committed rows) on each dataset.")
 @click.option("--init-gains/--no-init-gains", default=True, show_default=True,
               help="Show each self-supervised row's gain over its own initialisation (step-0 control, paired "
                    "bootstrap 95%% CI over test subjects); rows whose runs have no control stay blank.")
@@ -106,7 +107,7 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
     if output is not None:
         from ssfbench.html import write_page
 
-        bootstrap = _bootstrap_frame(out, datasets, vs, resamples, seed, results) if vs is not None else None
+        bootstrap = _bootstrap_frame(sources, datasets, vs, resamples, seed) if vs is not None else None
         click.echo(f"wrote {write_page(output, tables, sources, vs=bootstrap)}")
     printed = tables if output is None else []  # the page holds them
     for table in printed:
@@ -120,7 +121,7 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
         click.echo(f"\n{header}\n" if fmt == "md" else (f"% {header}" if fmt == "latex" else ""))
         click.echo(render_summary([t for t in printed if len(t.rows)], fmt))
     if vs is not None and output is None:
-        _bootstrap(out, datasets, vs, resamples, seed, fmt, results)
+        _bootstrap(sources, datasets, vs, resamples, seed, fmt)
     if plot is not None:
         from ssfbench.plots import grouped_bars
 
@@ -151,12 +152,12 @@ def _check_found(tables: list, methods: tuple[str, ...]) -> None:
                     "emotionet, affectnet; run `ssfbench run --method NAME --datasets ...` first)")
 
 
-def _bootstrap(out: Path, datasets: tuple[str, ...], vs: tuple[str, str], resamples: int, seed: int, fmt: str,
-               results: list[dict]) -> None:
+def _bootstrap(sources: dict, datasets: tuple[str, ...], vs: tuple[str, str], resamples: int, seed: int,
+               fmt: str) -> None:
     """Print the paired bootstrap of ``vs[0] - vs[1]`` on each dataset."""
     from tabulate import tabulate
 
-    frame, title = _bootstrap_frame(out, datasets, vs, resamples, seed, results)
+    frame, title = _bootstrap_frame(sources, datasets, vs, resamples, seed)
     if fmt == "csv":
         click.echo(frame.to_csv(index=False, float_format="%.2f"))
         return
@@ -165,19 +166,32 @@ def _bootstrap(out: Path, datasets: tuple[str, ...], vs: tuple[str, str], resamp
                         floatfmt=".1f", showindex=False))
 
 
-def _bootstrap_frame(out: Path, datasets: tuple[str, ...], vs: tuple[str, str], resamples: int, seed: int,
-                     results: list[dict]):
+def _find_run(sources: dict, dataset: str, ref: str) -> tuple[Path, dict]:
+    """(results folder, result) of the run ``ref`` names on ``dataset``: among your runs first, then
+    among the committed rows (``sources`` as :func:`_result_sources` gives them, in that order)."""
+    from ssfbench.compare import resolve_run
+
+    for folder, results in sources.values():
+        try:
+            return folder, resolve_run(results, dataset, ref, option="--vs")
+        except UserError:
+            continue
+    every = [r for _, results in sources.values() for r in results]
+    resolve_run(every, dataset, ref, option="--vs")  # found nowhere: this raises, naming every run there
+    raise AssertionError("unreachable")
+
+
+def _bootstrap_frame(sources: dict, datasets: tuple[str, ...], vs: tuple[str, str], resamples: int, seed: int):
     """(one row per dataset: the paired bootstrap of ``vs[0] - vs[1]``, x100; its title)."""
     import pandas as pd
 
     from ssfbench.bootstrap import paired_bootstrap, predictions_path, read_predictions
-    from ssfbench.compare import resolve_run
     from ssfbench.results import result_path
 
     rows = []
     for dataset in datasets:
-        a, b = (resolve_run(results, dataset, ref, option="--vs") for ref in vs)
-        pa, pb = (read_predictions(predictions_path(result_path(out / "results", r["run_id"], dataset))) for r in (a, b))
+        (fa, a), (fb, b) = (_find_run(sources, dataset, ref) for ref in vs)
+        pa, pb = (read_predictions(predictions_path(result_path(f, r["run_id"], dataset))) for f, r in ((fa, a), (fb, b)))
         res = paired_bootstrap(pa, pb, n_resamples=resamples, seed=seed)
         verdict = "A better" if res.low > 0 else ("B better" if res.high < 0 else "no significant difference")
         rows.append({"dataset": dataset, "A": a["run_id"], "B": b["run_id"], "metric": res.metric,
