@@ -187,17 +187,25 @@ _PANEL_TITLES = {"train_loss": "training loss (per step; dots: epoch means)", "l
                  "train_frames_per_s": "training frames/s (per epoch)"}
 
 
+def _recorded(frame: Any, panel: str) -> bool:
+    """Whether a curve holds any value for ``panel`` (the training loss: per step or per epoch)."""
+    columns = [panel, "epoch_train_loss"] if panel == "train_loss" else [panel]
+    return any(c in frame and frame[c].notna().any() for c in columns)
+
+
 def plot_curves(curves: Mapping[str, Any], path: Path) -> Path:
     """Draw the curves (run name -> DataFrame from :func:`read_curve`) to ``path`` (PNG, PDF or SVG):
-    one panel each for the training loss, every validation metric, the learning rate and frames/s,
-    against the step; one colour per run."""
+    one panel each for the training loss, every validation metric, the learning rate and frames/s
+    that at least one run recorded (runs of older versions have no learning rate), against the step;
+    one colour per run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     metrics = list(dict.fromkeys(m for frame in curves.values() for m in validation_metrics(list(frame.columns))))
-    panels = ["train_loss", *metrics, "lr", "train_frames_per_s"]
+    panels = [p for p in ("train_loss", *metrics, "lr", "train_frames_per_s")
+              if any(_recorded(frame, p) for frame in curves.values())]
     ncols = 2
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(11, 3.2 * nrows + 0.6), squeeze=False)

@@ -84,3 +84,27 @@ def test_curves_need_plot_and_known_runs(tmp_path, capsys):
     code, _, err = run_main(["compare", "--out", str(tmp_path), "--curves", "x", "--plot", str(tmp_path / "c.png")],
                             capsys)
     assert code == 2 and "no pretraining run 'x'" in err and err.count("\n") == 1
+
+
+def test_plot_leaves_out_panels_no_run_recorded(tmp_path, monkeypatch):
+    """A run of an older version recorded no learning rate: no empty "learning rate" panel."""
+    import matplotlib.pyplot as plt
+
+    import ssfbench.curves as C
+
+    titles = []
+    savefig = plt.Figure.savefig
+
+    def record_titles(fig, *args, **kwargs):
+        titles.extend(ax.get_title(loc="left") for ax in fig.axes if ax.get_visible())
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Figure, "savefig", record_titles)
+    old = pd.DataFrame({"step": [0, 20, 40], "train_loss": [None, 0.3, 0.2], "val_loss": [0.4, 0.3, 0.25],
+                        "train_frames_per_s": [None, 40.0, 50.0]})
+    C.plot_curves({"old": old}, tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 0
+    assert not any("learning rate" in t for t in titles) and any("val_loss" in t for t in titles)
+    titles.clear()
+    C.plot_curves({"old": old, "new": old.assign(lr=[None, 0.01, 0.01])}, tmp_path / "d.png")
+    assert any("learning rate" in t for t in titles)
