@@ -564,8 +564,9 @@ def result_record(*, run_id: str, config_hash: str, method: str, variant: str, d
                   **extra: Any) -> Result:
     """One result (schema :data:`~ssfbench.records.SCHEMA`): identity, role, provenance, how the
     dataset's faces were prepared (``face_preprocessing``; ``faces_found`` counts how the faces read
-    in this process were found), the CPU threads torch used (``torch_threads``) and the CPU's SIMD
-    kernels (``cpu_kernels``) (checkpoint digests depend on both), scores, extras; validated as any results file is when read."""
+    in this process were found), the CPU threads torch used and the SIMD kernels of this CPU
+    (``torch_threads``, ``cpu_kernels``: checkpoint digests depend on both), scores, extras;
+    validated as any results file is when read."""
     scores = dict(scores)
     found = dict(getattr(dataset, "faces_found", None) or {})
     device = scores.pop("probe_device", PROBE_DEFAULTS["device"])
