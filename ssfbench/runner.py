@@ -546,6 +546,7 @@ def versions() -> dict[str, str]:
             "numpy": np.__version__, "sklearn": sklearn.__version__, "python": platform.python_version()}
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_kernels() -> dict[str, Any]:
     """The SIMD kernels torch and numpy dispatch to on this CPU. Like ``torch_threads``, they
     decide the last bits of float results: numpy's AVX-512 kernels round float32 work differently
@@ -579,7 +580,7 @@ def result_record(*, run_id: str, config_hash: str, method: str, variant: str, d
         "face_preprocessing": getattr(dataset, "preprocessing", dict)(), **({"faces_found": found} if found else {}),
         "probe": {**PROBE_DEFAULTS, "seed": seed, "device": device},
         "versions": versions(), "torch_threads": torch.get_num_threads(),
-        "cpu_kernels": cpu_kernels(), **extra, **scores,
+        "cpu_kernels": dict(cpu_kernels()), **extra, **scores,
     }
     return Result.from_json(record, where=f"result of {run_id} on {dataset.name}")
 

@@ -190,8 +190,9 @@ def _bootstrap_frame(sources: dict, datasets: tuple[str, ...], vs: tuple[str, st
 
     rows = []
     for dataset in datasets:
-        (fa, a), (fb, b) = (_find_run(sources, dataset, ref) for ref in vs)
-        pa, pb = (read_predictions(predictions_path(result_path(f, r["run_id"], dataset))) for f, r in ((fa, a), (fb, b)))
+        found = [_find_run(sources, dataset, ref) for ref in vs]
+        (_, a), (_, b) = found
+        pa, pb = (read_predictions(predictions_path(result_path(folder, r["run_id"], dataset))) for folder, r in found)
         res = paired_bootstrap(pa, pb, n_resamples=resamples, seed=seed)
         verdict = "A better" if res.low > 0 else ("B better" if res.high < 0 else "no significant difference")
         rows.append({"dataset": dataset, "A": a["run_id"], "B": b["run_id"], "metric": res.metric,
