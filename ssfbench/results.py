@@ -249,7 +249,7 @@ def write_leaderboards(results_dir: Path) -> list[Path]:
     for dataset in sorted({r["dataset"] for r in results}):
         df = build_leaderboard(results, dataset)
         path = ResultsLayout(Path(results_dir)).leaderboard(dataset)
-        text = df.to_csv(index=False, float_format="%.4f")
+        text = df.to_csv(index=False, float_format="%.6f")
         if not (path.is_file() and path.read_text() == text):  # unchanged: nothing to write
             atomic_write_bytes(path, lambda tmp, t=text: Path(tmp).write_text(t))
         paths.append(path)

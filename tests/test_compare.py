@@ -106,7 +106,7 @@ def test_csv_round_trip(out):
         else:
             assert read[col].astype(str).tolist() == built[col].astype(str).tolist(), col
     write_leaderboards(out / "results")  # rebuilding gives the same bytes
-    assert path.read_text() == built.to_csv(index=False, float_format="%.4f")
+    assert path.read_text() == built.to_csv(index=False, float_format="%.6f")
 
 
 # ---- comparison tables ----------------------------------------------------------------------------
