@@ -17,7 +17,13 @@ from click.testing import CliRunner
 from ssfbench import compare as C
 from ssfbench.cli import cli, main
 from ssfbench.errors import UserError
-from ssfbench.results import build_leaderboard, read_leaderboard, write_leaderboards, write_result
+from ssfbench.results import (
+    LEADERBOARD_FLOAT_FORMAT,
+    build_leaderboard,
+    read_leaderboard,
+    write_leaderboards,
+    write_result,
+)
 
 AUS = ["AU1", "AU2", "AU4"]
 EXPR = ["neutral", "happy"]
@@ -106,7 +112,7 @@ def test_csv_round_trip(out):
         else:
             assert read[col].astype(str).tolist() == built[col].astype(str).tolist(), col
     write_leaderboards(out / "results")  # rebuilding gives the same bytes
-    assert path.read_text() == built.to_csv(index=False, float_format="%.6f")
+    assert path.read_text() == built.to_csv(index=False, float_format=LEADERBOARD_FLOAT_FORMAT)
 
 
 # ---- comparison tables ----------------------------------------------------------------------------
