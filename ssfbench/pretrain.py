@@ -464,7 +464,9 @@ def _train_step(loop: _Loop, loss_module: torch.nn.Module, frames: torch.Tensor,
     gen = jitter_generator(loop.settings.seed, step, loop.world.rank)
     x = model_input(method, frames.to(device, non_blocking=True), loop.settings.seed, gen)
     b, t = x.shape[:2]
-    if method.config.framing != "released":
+    if method.config.framing == "released":
+        x = x.flatten(0, 1)
+    else:
         group = 1 if method.config.jitter_per_frame else t
         x = jitter(x.flatten(0, 1), method.config.jitter, gen, group)
     x = x.contiguous(memory_format=torch.channels_last).view(b, t, *x.shape[1:])  # ~13 % faster convs, CPU too
