@@ -1,8 +1,16 @@
 """The temporal ranking triplet method (Lu, Tavabi & Soleymani, BMVC 2020).
 
 An anchor frame, its sibling and N frames at interval k; a shared encoder to a 256-d
-L2-normalised embedding; the sum of N adjacent-pair hinges (Eq. 2). Model selection by ranking
-accuracy on held-out videos, as in the released code.
+L2-normalised embedding; the sum of N adjacent-pair hinges (Eq. 2). By default the checkpoint kept is the one with the best
+ranking accuracy on held-out videos (``select=best``, the harness's choice: the released code
+computes that accuracy every epoch but saves every epoch's weights and selects none;
+``select=last`` keeps the last epoch's, as the released code's final file).
+
+``forward_passes=3`` encodes a batch as the released ``train_model`` does: anchors, siblings and
+the far frames as three separate batches (in train mode each has its own BatchNorm batch
+statistics, and the running statistics are updated three times per step); ``1`` (the default)
+encodes all frames of every window as one batch. ``recipes/paper.toml`` (``--recipe paper``) sets
+these and the other released settings.
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ class RankingConfig(MethodConfig):
     margin: float = 0.03
     distance: Literal["euclidean", "squared"] = "euclidean"
     dim: int = 256
+    #: 1: every frame of every window through the encoder as one batch; 3: anchors, siblings and far
+    #: frames as three batches (the released ``train_model``; BatchNorm statistics per pass)
+    forward_passes: Literal[1, 3] = 1
 
 
 class RankingMethod(Method):
@@ -80,7 +91,14 @@ class RankingMethod(Method):
         return ranking_window(0, self.config.k, self.config.n)
 
     def _encode_windows(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(anchor [B, D], sequence [B, N + 1, D])`` of windows ``[B, T, 3, S, S]``, in one encoder
+        pass or in the released code's three (anchors, siblings, far frames: ``forward_passes``)."""
         b, t = frames.shape[:2]
+        if self.config.forward_passes == 3:
+            anchor = self.encoder(frames[:, 0])
+            sibling = self.encoder(frames[:, 1])
+            far = self.encoder(frames[:, 2:].flatten(0, 1)).view(b, t - 2, -1)
+            return anchor, torch.cat([sibling[:, None], far], dim=1)
         z = self.encoder(frames.flatten(0, 1)).view(b, t, -1)
         return z[:, 0], z[:, 1:]
 

@@ -27,10 +27,25 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; a no-op context on CPU (CPU results stay bitwise reproducible)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+#: ``--precision`` values: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` (no autocast, as the
+#: released ranking code), ``bf16`` (bf16 autocast on any device)
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolved_precision(device: torch.device, precision: str = "auto") -> str:
+    """``fp32`` or ``bf16``: what ``precision`` means on ``device``."""
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+def autocast(device: torch.device, precision: str = "auto") -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; a no-op context on CPU (CPU results stay bitwise reproducible).
+    ``precision="fp32"`` never autocasts, ``"bf16"`` autocasts on any device."""
+    if resolved_precision(device, precision) == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -39,6 +40,23 @@ class MethodConfig:
     #: example, so augmentation never adds distance between frames that the loss would have to
     #: undo (per-frame jitter drove the ranking loss towards collapse on the synthetic benchmark)
     jitter_per_frame: bool = False
+    #: ``per_epoch``: a fresh anchor per video every epoch; ``fixed``: one anchor (window) per video
+    #: drawn once from the seed and used in every epoch, one window per video per epoch (the released
+    #: ranking code's ``rank_dataset.py``)
+    anchor: Literal["per_epoch", "fixed"] = "per_epoch"
+    #: ``whole``: the whole frame resized, plus ``jitter``; ``released``: the released ranking code's
+    #: framing (:mod:`ssfbench.framing`: resize 256, pad 24, centre crop 224, a random crop of one
+    #: side drawn from the seed in [200, 224) per image, resize), at training and validation time,
+    #: ``jitter`` unused; its embeddings take the central 224/256 of the frame
+    framing: Literal["whole", "released"] = "whole"
+    #: the checkpoint a run keeps: ``best`` by the method's validation metric (``Method.selection``)
+    #: or ``last``, the last epoch's (the released ranking code saves every epoch and selects none)
+    select: Literal["best", "last"] = "best"
+
+    #: settings added after results were published: :meth:`to_dict` leaves them out while they hold
+    #: their default, so checkpoints, config hashes and run ids of runs that do not use them stay
+    #: byte-for-byte what they were
+    LATE_SETTINGS: ClassVar[tuple[str, ...]] = ("anchor", "framing", "select", "forward_passes")
 
     def replace(self, **overrides: Any) -> MethodConfig:
         """A copy with ``overrides`` applied; values are cast to the field's type
@@ -53,10 +71,24 @@ class MethodConfig:
                 cast[key] = cast_like(value, getattr(self, key))
             except ValueError as exc:
                 raise ValueError(f"{key}: {exc}") from None
+            allowed = self.choices(key)
+            if allowed is not None and cast[key] not in allowed:
+                raise ValueError(f"{key}: expected one of {', '.join(map(str, allowed))}, got {value!r}")
         return dataclasses.replace(self, **cast)
 
+    @classmethod
+    def choices(cls, key: str) -> tuple[Any, ...] | None:
+        """The values a ``Literal[...]`` setting allows (None: any value of its type)."""
+        hint = typing.get_type_hints(cls).get(key)
+        return typing.get_args(hint) if typing.get_origin(hint) is Literal else None
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every setting as a plain dict, except a :data:`LATE_SETTINGS` one at its default."""
+        out = dataclasses.asdict(self)
+        for f in dataclasses.fields(self):
+            if f.name in self.LATE_SETTINGS and out[f.name] == f.default:
+                del out[f.name]
+        return out
 
 
 class Method(nn.Module, abc.ABC):
@@ -139,8 +171,17 @@ class Method(nn.Module, abc.ABC):
     @property
     def preprocess(self) -> Preprocess:
         """Input size and normalisation; saved with every checkpoint and embedding cache: the
-        preprocessing of loaded released weights when there are some, else ``default_preprocess``."""
-        return self.weights_preprocess or self.default_preprocess()
+        preprocessing of loaded released weights when there are some, else ``default_preprocess``
+        (with ``framing=released``, its central 224/256 of the frame: the released crop's framing
+        without its randomness, as the released weights are embedded)."""
+        if self.weights_preprocess is not None:
+            return self.weights_preprocess
+        own = self.default_preprocess()
+        if self.config.framing == "released":
+            from ssfbench.framing import CENTER, FRAME
+
+            return dataclasses.replace(own, center_crop=CENTER / FRAME)
+        return own
 
     def default_preprocess(self) -> Preprocess:
         """The method's own input size and normalisation (ImageNet statistics by default)."""

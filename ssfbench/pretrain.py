@@ -1,5 +1,6 @@
 """The pretraining loop every method shares: windows of frames from unlabeled videos, an 80/20
-video-level split, validation each epoch, best-checkpoint selection, resumable checkpoints.
+video-level split, validation each epoch, best-checkpoint selection (or the last epoch's:
+``select=last``), resumable checkpoints.
 
 The window stream is a pure function of (seed, step): which videos, which anchors and which crop
 jitter a step uses never depends on what ran before, so a resumed run sees exactly the batches an
@@ -66,14 +67,15 @@ from ssfbench.batchnorm import reestimate_batchnorm
 from ssfbench.checkpoint import save_checkpoint, torch_save_stable
 from ssfbench.curves import CurveLog, epoch_row
 from ssfbench.data import VideoSource
-from ssfbench.device import autocast, resolve_device
+from ssfbench.device import autocast, resolve_device, resolved_precision
 from ssfbench.errors import UserError
 from ssfbench.feeding import bottleneck
 from ssfbench.fileio import atomic_write_bytes, atomic_write_json
+from ssfbench.framing import crop_side, frame_released
 from ssfbench.layout import CHECKPOINT, RESUME_STATE, record_path
 from ssfbench.method import Method
 from ssfbench.prefetch import prefetched
-from ssfbench.seeds import VALIDATION_WINDOWS, VIDEO_SPLIT
+from ssfbench.seeds import FIXED_ANCHORS, VALIDATION_CROPS, VALIDATION_WINDOWS, VIDEO_SPLIT
 from ssfbench.training import (
     jitter,
     jitter_generator,
@@ -106,6 +108,8 @@ class PretrainSettings:
     sync_check_every: int = 0
     #: also log the curve to ``"tensorboard"`` (``runs/<run_id>/tb/``); the CSV curve is always written
     log: str | None = None
+    #: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32`` or ``bf16`` (:func:`ssfbench.device.autocast`)
+    precision: str = "auto"
 
 
 @dataclass
@@ -164,6 +168,10 @@ class WindowBatches(Dataset):
     the other from the same ``(seed, e, video)`` generator (the first is the W = 1 window): a step
     visits ``ceil(B / W)`` videos and keeps the first B windows, and shards are contiguous runs of
     windows so that each rank decodes only its own visits.
+
+    With ``anchor=fixed`` (the method's config) every training video has one window, drawn once from
+    ``(seed, FIXED_ANCHORS, video)`` and the same in every epoch, and a visit takes that window alone
+    (the released ranking code's dataset: one item per video).
     """
 
     def __init__(self, videos: VideoSource, train_ids: np.ndarray, method: Method, seed: int,
@@ -177,7 +185,8 @@ class WindowBatches(Dataset):
         self.sample_offsets = method.sample_offsets
         self.span = method.window_span()
         self.usable = np.array([v for v in train_ids if videos.num_frames(int(v)) >= self.span])
-        self.per_visit = max(1, int(getattr(videos, "windows_per_visit", 1)))
+        self.fixed = method.config.anchor == "fixed"
+        self.per_visit = windows_per_visit(videos, method)
         self.visits_per_step = -(-self.batch_size // self.per_visit)
         if len(self.usable) < self.visits_per_step:
             raise UserError(f"{videos.name}: only {len(self.usable)} training videos have at least {self.span} "
@@ -192,7 +201,7 @@ class WindowBatches(Dataset):
         chosen = self.usable[order[pos * self.visits_per_step:(pos + 1) * self.visits_per_step]]
         out = []
         for v in chosen:
-            rng = np.random.default_rng([self.seed, epoch, int(v)])
+            rng = np.random.default_rng([self.seed, FIXED_ANCHORS, int(v)] if self.fixed else [self.seed, epoch, int(v)])
             for _ in range(self.per_visit):
                 anchor = int(rng.integers(0, self.videos.num_frames(int(v)) - self.span + 1))
                 out.append((int(v), [anchor + o for o in self.sample_offsets(rng)]))
@@ -214,6 +223,14 @@ class WindowBatches(Dataset):
         return torch.from_numpy(np.stack(frames))
 
 
+def windows_per_visit(videos: VideoSource, method: Method) -> int:
+    """Windows one visit of a training video takes: the source's ``windows_per_visit``, or 1 with
+    ``anchor=fixed`` (one window per video)."""
+    if method.config.anchor == "fixed":
+        return 1
+    return max(1, int(getattr(videos, "windows_per_visit", 1)))
+
+
 def validation_windows(videos: VideoSource, val_ids: np.ndarray, method: Method, seed: int) -> np.ndarray:
     """Fixed windows (one per held-out video, drawn from the seed) as uint8 ``[V, T, H, W, 3]``."""
     span = method.window_span()
@@ -230,16 +247,33 @@ def validation_windows(videos: VideoSource, val_ids: np.ndarray, method: Method,
     return np.stack(out)
 
 
+def model_input(method: Method, frames: torch.Tensor, seed: int, generator: torch.Generator) -> torch.Tensor:
+    """uint8 windows ``[B, T, H, W, 3]`` -> the method's float input ``[B, T, 3, S, S]``: its
+    preprocessing, or with ``framing=released`` the released code's crop per image
+    (:func:`ssfbench.framing.frame_released`, side from ``seed``, boxes from ``generator``)."""
+    if method.config.framing == "released":
+        return frame_released(frames, method.preprocess, crop_side(seed), generator)
+    return method.preprocess(frames)
+
+
+def validation_crops(seed: int) -> torch.Generator:
+    """The generator of the held-out windows' crops with ``framing=released``: the same every epoch."""
+    return torch.Generator().manual_seed(int(np.random.default_rng([seed, VALIDATION_CROPS]).integers(2**62)))
+
+
 @torch.no_grad()
-def validate(method: Method, windows: np.ndarray, device: torch.device, batch_size: int) -> dict[str, float]:
-    """The method's validation metrics averaged over the held-out windows (eval mode)."""
+def validate(method: Method, windows: np.ndarray, device: torch.device, batch_size: int, *, seed: int = 0,
+             precision: str = "auto") -> dict[str, float]:
+    """The method's validation metrics averaged over the held-out windows (eval mode; with
+    ``framing=released`` each image cropped as in training, crops drawn from ``seed``)."""
     was_training = method.training
     method.eval()
     totals: dict[str, float] = {}
+    crops = validation_crops(seed)
     for start in range(0, len(windows), batch_size):
         chunk = torch.from_numpy(windows[start:start + batch_size]).to(device)
-        with autocast(device):
-            metrics = method.validation_metrics(method.preprocess(chunk))
+        with autocast(device, precision):
+            metrics = method.validation_metrics(model_input(method, chunk, seed, crops))
         for key, value in metrics.items():
             totals[key] = totals.get(key, 0.0) + value * len(chunk)
     method.train(was_training)
@@ -393,19 +427,21 @@ def _start_or_resume(loop: _Loop) -> tuple[LoopState, list[float], dict[str, Any
             batchnorm = reestimate_batchnorm(method, loop.videos, loop.train_ids, seed=settings.seed,
                                              device=loop.device)
         state.history.append({"epoch": 0, "step": 0,
-                              **validate(method, loop.val, loop.device, method.config.batch_size)})
+                              **validate(method, loop.val, loop.device, method.config.batch_size,
+                                         seed=settings.seed, precision=settings.precision)})
     return state, [], None, batchnorm
 
 
 def _checkpoint_meta(loop: _Loop, meta: dict[str, Any] | None, batchnorm: dict[str, Any] | None) -> dict[str, Any]:
     """The metadata every checkpoint of this run carries: the caller's, the BatchNorm re-estimate (if
-    any) and how pretraining was set up."""
+    any) and how pretraining was set up (``precision``: ``fp32`` or ``bf16``, as resolved on its device)."""
     settings, method = loop.settings, loop.method
     return {**(meta or {}), **({"batchnorm": batchnorm} if batchnorm else {}),
             "pretrain": {"steps": settings.steps, "seed": settings.seed, "train_videos": len(loop.stream.usable),
                          "val_videos": len(loop.val) if loop.main else None, "processes": loop.world.size,
                          "offsets": method.frame_offsets(), "dataset": loop.videos.name,
-                         "dataset_fingerprint": loop.videos.fingerprint()}}
+                         "dataset_fingerprint": loop.videos.fingerprint(),
+                         "precision": resolved_precision(loop.device, settings.precision)}}
 
 
 def _loader(loop: _Loop, first_step: int) -> DataLoader:
@@ -420,17 +456,21 @@ def _loader(loop: _Loop, first_step: int) -> DataLoader:
 
 def _train_step(loop: _Loop, loss_module: torch.nn.Module, frames: torch.Tensor, step: int) -> tuple[float, int]:
     """One training step on the uint8 windows ``frames`` ``[B, T, S, S, 3]``: preprocessing, the
-    step's crop jitter (one crop per window unless ``jitter_per_frame``), forward and backward,
+    step's crop jitter (one crop per window unless ``jitter_per_frame``; with ``framing=released``
+    the released crop per image instead, drawn from the same generator), forward and backward,
     optimiser step. Returns the loss averaged over ranks and the frames this process trained on; a
     non-finite loss is a :class:`UserError`."""
     method, device = loop.method, loop.device
     gen = jitter_generator(loop.settings.seed, step, loop.world.rank)
-    x = method.preprocess(frames.to(device, non_blocking=True))
+    x = model_input(method, frames.to(device, non_blocking=True), loop.settings.seed, gen)
     b, t = x.shape[:2]
-    group = 1 if method.config.jitter_per_frame else t
-    x = jitter(x.flatten(0, 1), method.config.jitter, gen, group)
+    if method.config.framing == "released":
+        x = x.flatten(0, 1)
+    else:
+        group = 1 if method.config.jitter_per_frame else t
+        x = jitter(x.flatten(0, 1), method.config.jitter, gen, group)
     x = x.contiguous(memory_format=torch.channels_last).view(b, t, *x.shape[1:])  # ~13 % faster convs, CPU too
-    loss = training_step(loop.optimizer, device, lambda: loss_module(x))
+    loss = training_step(loop.optimizer, device, lambda: loss_module(x), loop.settings.precision)
     logged = float(_mean_over_ranks(loss.detach().float()))
     if not math.isfinite(logged):
         raise UserError(f"pretraining diverged at step {step} (loss {logged}); lower --lr")
@@ -440,19 +480,20 @@ def _train_step(loop: _Loop, loss_module: torch.nn.Module, frames: torch.Tensor,
 def _end_epoch(loop: _Loop, state: LoopState, running: list[float], throughput: _Throughput, started: float,
                base_meta: dict[str, Any], curves: CurveLog) -> dict[str, Any]:
     """Rank 0 at an epoch end (or the last step): validate, append the epoch's record to the history
-    and, when it is the best so far by the method's selection metric, write ``best.pt``. Returns the
-    record."""
+    and, when it is the best so far by the method's selection metric (every time with
+    ``select=last``: the last epoch's is kept), write ``best.pt``. Returns the record."""
     method, world = loop.method, loop.world
     metric, mode = method.selection
     record = {"epoch": math.ceil(state.step / loop.stream.steps_per_epoch), "step": state.step,
               "train_loss": float(np.mean(running)),
-              **validate(method, loop.val, loop.device, method.config.batch_size),
+              **validate(method, loop.val, loop.device, method.config.batch_size, seed=loop.settings.seed,
+                         precision=loop.settings.precision),
               "elapsed_s": round(time.time() - started, 1), **throughput.record()}
     if world.distributed:
         record["ranks_identical"] = world.size
     state.history.append(record)
     curves.log(epoch_row(record))
-    if _better(record[metric], state.best and state.best[metric], mode):
+    if method.config.select == "last" or _better(record[metric], state.best and state.best[metric], mode):
         state.best = record
         state.best_sha256 = save_checkpoint(method, loop.best_path, {**base_meta, "selected": record,
                                                                     "history": state.history})
@@ -547,6 +588,6 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
 
 
 __all__ = ["PretrainSettings", "PretrainResult", "LoopState", "pretrain", "split_videos", "WindowBatches",
-           "validation_windows", "validate", "save_resume_state", "load_resume_state",
+           "validation_windows", "validate", "windows_per_visit", "model_input", "validation_crops", "save_resume_state", "load_resume_state",
            # the training toolkit, importable from here as before (ssfbench.training)
            "jitter", "make_optimizer", "rng_states", "set_rng_states"]

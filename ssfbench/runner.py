@@ -118,6 +118,13 @@ class RunSpec:
     init_control: bool = True
     #: also log pretraining curves to ``"tensorboard"`` (the CSV curve is always written)
     log: str | None = None
+    #: pretraining arithmetic (``--precision``: ``auto``, ``fp32``, ``bf16``); part of the identity unless ``auto``
+    precision: str = "auto"
+    #: the ``--epochs`` that gave ``steps`` (None: steps were given); recorded, not part of the identity
+    epochs: int | None = None
+    #: the applied recipe's record (``{"name", "settings", "overrides"}``, :func:`ssfbench.recipe.apply`;
+    #: its values are already in the other fields); its name is part of the identity
+    recipe: dict[str, Any] | None = None
 
 
 def build_method(spec: RunSpec, num_labels: int | None = None) -> Method:
@@ -190,6 +197,10 @@ def trained_spec(spec: RunSpec, method: Method) -> RunSpec | None:
     return dataclasses.replace(spec, bn_stats="checkpoint", datasets=(), stop_after="pretrain", init_control=False)
 
 
+#: variant parts whose name is not the flat setting key a recipe applies (``steps=`` comes from ``epochs``)
+_RECIPE_PART_KEYS = {"steps": "epochs", "data": "pretrain_data", "size": "image_size", "init": "pretrained"}
+
+
 def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None) -> tuple[str, str, str]:
     """``(config_hash, variant, run_id)``. The variant names the method's own setting plus every
     setting that differs from the harness defaults, so leaderboard rows never mix budgets."""
@@ -197,6 +208,10 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
     config = method.config.to_dict()
     identity = {"method": method.name, "config": config, "backbone": spec.backbone, "image_size": spec.image_size,
                 "pretrained": spec.pretrained, "protocol_version": ssfbench.PROTOCOL_VERSION}
+    if spec.precision != "auto":
+        identity["precision"] = spec.precision
+    if spec.recipe is not None:
+        identity["recipe"] = spec.recipe["name"]
     parts = [method.variant()] if method.variant() else []
     if spec.weights is not None:
         identity["weights_sha256"] = sha256_file(spec.weights)
@@ -226,11 +241,17 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
         identity["batchnorm"] = BATCHNORM_IDENTITY
         parts.append("bn=data")
     variant_key = method.variant().split("=")[0] if method.variant() else None
-    parts += [f"{k}={config[k]}" for k in sorted(config) if config[k] != defaults[k] and k != variant_key]
+    parts += [f"{k}={config[k]}" for k in sorted(config) if config[k] != defaults.get(k) and k != variant_key]
     if spec.image_size != DEFAULT_IMAGE_SIZE:
         parts.append(f"size={spec.image_size}")
     if spec.pretrained:
         parts.append(f"init={Path(spec.pretrained).name}")
+    if spec.precision != "auto":
+        parts.append(f"precision={spec.precision}")
+    if spec.recipe is not None:  # the recipe's own values are named by the recipe, overrides stay listed
+        parts = [p for p in parts if _RECIPE_PART_KEYS.get(p.split("=")[0], p.split("=")[0]) not in spec.recipe["settings"]
+                 or p == method.variant()]
+        parts.insert(1 if method.variant() else 0, f"recipe={spec.recipe['name']}")
     config_hash = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     variant = " ".join(parts)
     slug = "-".join(p.replace("=", "") for p in parts) or "default"
@@ -309,7 +330,8 @@ def _make_encoder(spec: RunSpec, method: Method, best: Path, videos: VideoSource
         settings = PretrainSettings(steps=spec.steps, seed=spec.seed, device=spec.device,
                                     num_workers=spec.num_workers, progress=spec.progress,
                                     checkpoint_every=spec.checkpoint_every, resume=spec.resume,
-                                    sync_check_every=spec.sync_check_every, log=spec.log)
+                                    sync_check_every=spec.sync_check_every, log=spec.log,
+                                    precision=spec.precision)
         pretrain(method, videos, settings, best.parent, meta)
 
 
@@ -676,13 +698,31 @@ def run(spec: RunSpec) -> RunOutput:
             method_config=method.config.to_dict(), image_size=spec.image_size,
             pretrain={k: record.get(k) for k in ("pretrain", "selected", "batchnorm") if k in record},
             init_control=init_control, wall_s={"pretrain": round(pretrain_s, 1)}, rerun=rerun_info(spec),
-            dataset_options=spec.dataset_options,
+            dataset_options=spec.dataset_options, **recipe_extra(spec, method, record),
         )
         write_result(layout.results.root, result)
         output.results.append(result)
     if world.is_main and spec.stop_after is None:
         write_leaderboards(layout.results.root)
     return output
+
+
+def recipe_extra(spec: RunSpec, method: Method, record: dict[str, Any]) -> dict[str, Any]:
+    """``{"recipe": ...}`` (:func:`ssfbench.recipe.result_record`) for a result whose encoder ssfbench
+    pretrained here (a trainable method, steps > 0, not ``--weights``, not trained on labels), else
+    ``{}``. The precision is the one pretraining recorded (older checkpoints: resolved for ``spec.device``)."""
+    if not method.trainable or method.needs_labels or spec.weights is not None or spec.steps == 0:
+        return {}
+    from ssfbench import recipe
+    from ssfbench.device import resolve_device, resolved_precision
+
+    precision = (record.get("pretrain") or {}).get("precision") or resolved_precision(resolve_device(spec.device),
+                                                                                     spec.precision)
+    settings = recipe.pretraining_settings(
+        method=method.name, config=dataclasses.asdict(method.config), backbone=spec.backbone,
+        pretrained=spec.pretrained, pretrain_data=spec.pretrain_data, image_size=spec.image_size, steps=spec.steps,
+        epochs=spec.epochs, precision=precision)
+    return {"recipe": recipe.result_record(spec.recipe, settings)}
 
 
 @torch.no_grad()
@@ -793,5 +833,5 @@ def _ensemble_record(rows: list[Result], axis: str, ds: LabeledFrames, scores: d
                   "member_checkpoint_sha256": [r["checkpoint_sha256"] for r in rows],
                   "caches": [r["cache"] for r in rows], axis: values},
         variant_settings=first.get("variant_settings", []), n_rows=len(ds), embed_dim=int(dim), timing=timing,
-        **extra,
+        **({"recipe": first["recipe"]} if first.get("recipe") is not None else {}), **extra,
     )

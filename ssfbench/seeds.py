@@ -31,6 +31,13 @@ name                      value        what it seeds (where)
 ``AUDIT_WINDOWS``         0xA0D1       the windows of the pretext audit:
                                        ``default_rng([seed, AUDIT_WINDOWS, k, video])``
                                        (``audit.audit_windows``)
+``FIXED_ANCHORS``         567          the one window of each training video with ``anchor=fixed``:
+                                       ``default_rng([seed, FIXED_ANCHORS, video])``
+                                       (``pretrain.WindowBatches``; 567 is the released code's
+                                       ``np.random.seed``)
+``VALIDATION_CROPS``      0xC0         the crops of the held-out windows with ``framing=released``:
+                                       ``default_rng([seed, VALIDATION_CROPS])`` seeds a torch
+                                       generator (``pretrain.validate``), the same every epoch
 ``SYNTH_WORLD``           7919         first key of every generator of the synthetic benchmark:
                                        ``default_rng([SYNTH_WORLD, dataset, seed, part, ...])``
                                        (``datasets._synth_render.synth_rng``)
@@ -60,6 +67,8 @@ CROP_JITTER_RANK = 2**40
 FINETUNE_ROWS = 31337
 BATCHNORM_DRAW = 0xB4
 AUDIT_WINDOWS = 0xA0D1
+FIXED_ANCHORS = 567
+VALIDATION_CROPS = 0xC0
 
 SYNTH_WORLD = 7919
 SYNTH_VOX, SYNTH_AU, SYNTH_EXPR = 101, 202, 303
@@ -72,5 +81,5 @@ def crop_jitter_seed(seed: int, step: int, rank: int = 0) -> int:
 
 
 __all__ = ["VIDEO_SPLIT", "VALIDATION_WINDOWS", "CROP_JITTER", "CROP_JITTER_RANK", "FINETUNE_ROWS",
-           "BATCHNORM_DRAW", "AUDIT_WINDOWS", "SYNTH_WORLD", "SYNTH_VOX", "SYNTH_AU", "SYNTH_EXPR",
+           "BATCHNORM_DRAW", "AUDIT_WINDOWS", "FIXED_ANCHORS", "VALIDATION_CROPS", "SYNTH_WORLD", "SYNTH_VOX", "SYNTH_AU", "SYNTH_EXPR",
            "SYNTH_IDENTITY", "SYNTH_VIDEO", "SYNTH_NOISE", "SYNTH_FOLDS", "SYNTH_IMAGE", "crop_jitter_seed"]

@@ -69,10 +69,10 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None
 
 
 def training_step(optimizer: torch.optim.Optimizer, device: torch.device,
-                  compute_loss: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """One optimisation step: ``compute_loss()`` under autocast (bf16 on CUDA), then
-    :func:`optimizer_step`; returns the loss (not detached)."""
-    with autocast(device):
+                  compute_loss: Callable[[], torch.Tensor], precision: str = "auto") -> torch.Tensor:
+    """One optimisation step: ``compute_loss()`` under autocast (bf16 on CUDA; ``precision``:
+    :func:`ssfbench.device.autocast`), then :func:`optimizer_step`; returns the loss (not detached)."""
+    with autocast(device, precision):
         loss = compute_loss()
     optimizer_step(optimizer, loss)
     return loss

@@ -1,4 +1,4 @@
-"""``ssfbench list``: what is installed (methods and datasets with their origin, timm backbones)."""
+"""``ssfbench list``: what is installed (methods and datasets with their origin, timm backbones, recipes)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,18 @@ import click
 
 
 @click.command("list")
-@click.argument("what", type=click.Choice(["methods", "datasets", "backbones"]))
+@click.argument("what", type=click.Choice(["methods", "datasets", "backbones", "recipes"]))
 @click.option("--filter", "pattern", default="*", help="Backbones: a timm wildcard, e.g. 'resnet*'.")
 def list_cmd(what: str, pattern: str) -> None:
-    """Show what is installed: methods, datasets (with their origin) or timm backbones."""
+    """Show what is installed: methods, datasets (with their origin), timm backbones or recipes
+    (`--recipe NAME`)."""
     from tabulate import tabulate
+
+    if what == "recipes":
+        from ssfbench import recipe
+
+        click.echo(tabulate(recipe.describe(), headers=["name", "summary"], tablefmt="plain"))
+        return
 
     if what == "backbones":
         import timm

@@ -115,6 +115,7 @@ def invocation() -> tuple[str, ...]:
 #: the options of ``run``, ``pretrain``, ``embed`` and ``probe`` (the stages of one run share its identity)
 RUN_OPTIONS = [
     click.option("--method", "method_name", required=True, help="Registered method (see `ssfbench list methods`)."),
+    click.option("--recipe", default=None, metavar="NAME", help="Apply a shipped recipe's options and settings (see `ssfbench list recipes`; `paper`: the released training code). Options given explicitly win; results record both."),
     click.option("--k", "ks", type=int, multiple=True, help="Ranking interval k (ranking, triplet, npair); several values (--k 1 2 4) train or reuse one encoder each, then add their ensemble row."),
     click.option("--steps", type=click.IntRange(min=0), default=None, help="Pretraining steps (default 300: the synthetic default budget)."),
     click.option("--epochs", type=click.IntRange(min=1), default=None, help="Pretraining epochs instead of --steps."),
@@ -133,6 +134,7 @@ RUN_OPTIONS = [
     click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate (method default otherwise)."),
     click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Windows per step (method default otherwise)."),
     click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any other method setting, e.g. --set optimizer=adam."),
+    click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True, help="Pretraining arithmetic: auto (bf16 autocast on CUDA, fp32 on CPU), fp32 (no autocast, as the released code) or bf16. Recorded with the checkpoint."),
     click.option("--out", type=click.Path(path_type=Path), default=Path("ssfbench-out"), show_default=True, help="Output folder."),
     click.option("--device", default="auto", show_default=True, callback=lambda ctx, param, value: check_device(value), help="auto, cpu or cuda[:N]."),
     click.option("--workers", default="auto", show_default=True, help="DataLoader worker processes, or auto (CUDA: the cores a GPU needs at the measured rate of reading VoxCeleb2 from mp4, at most its share of the cores less one; CPU: 0 on machines with at most 4 cores, else 2)."),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -52,7 +52,7 @@ def run(**options) -> None:
     \b
     Several processes (GPUs or machines): torchrun --nproc_per_node=N -m ssfbench run ...
     """
-    execute(None, **options)
+    execute(None, **with_recipe(options))
 
 
 @click.command()
@@ -67,7 +67,7 @@ def pretrain(**options) -> None:
       torchrun --nproc_per_node=4 -m ssfbench pretrain --method ranking --k 2 --steps 20000
     and across machines with torchrun's usual --nnodes/--node-rank/--rdzv-endpoint flags.
     """
-    execute("pretrain", **{**options, "datasets": ()})
+    execute("pretrain", **{**with_recipe(options), "datasets": ()})
 
 
 @click.command()
@@ -81,7 +81,7 @@ def embed(**options) -> None:
     the same as a single process writes:
       torchrun --nproc_per_node=4 -m ssfbench embed --method ranking --k 2 --datasets bp4d --root bp4d=PATH
     """
-    execute("embed", **options)
+    execute("embed", **with_recipe(options))
 
 
 @click.command()
@@ -100,11 +100,45 @@ def probe(**options) -> None:
       ssfbench embed    --method ranking --k 2 --datasets synth-au
       ssfbench probe    --method ranking --k 2 --datasets synth-au
     """
-    execute(None, reuse_only=True, **options)
+    execute(None, reuse_only=True, **with_recipe(options))
 
 
 #: the commands of this module, registered on the ``ssfbench`` group by :mod:`ssfbench.cli`
 COMMANDS = (run, pretrain, embed, probe)
+
+#: where an option's value counts as given explicitly (it then overrides a recipe's value)
+EXPLICIT = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.DEFAULT_MAP,
+            click.core.ParameterSource.ENVIRONMENT)
+
+
+def with_recipe(options: dict[str, Any]) -> dict[str, Any]:
+    """The current command's parsed ``options`` with ``--recipe NAME`` applied
+    (:func:`ssfbench.recipe.apply`): the recipe's option values where the command line and any
+    ``--config`` file give none, its settings before the command's own ``--set`` pairs, and
+    ``options["recipe"]`` replaced by the record of what was applied and overridden (None: no recipe)."""
+    name = options.get("recipe")
+    if name is None:
+        return options
+    from ssfbench import recipe as recipes
+    from ssfbench.config import option_keys
+
+    chosen = recipes.load(name)
+    ctx = click.get_current_context()
+    keys = option_keys(ctx.command)
+    current = {key: (keys[key][0].name, options[keys[key][0].name],
+                     ctx.get_parameter_source(keys[key][0].name) in EXPLICIT)
+               for key in [*chosen.options, "steps"] if key in keys}
+    applied = recipes.apply(chosen, options["method_name"], current, parse_settings(options["settings"]))
+    out = dict(options)
+    for param_name, value in applied.options.items():
+        param = next(p for p in ctx.command.params if p.name == param_name)
+        try:
+            out[param_name] = param.type_cast_value(ctx, value)
+        except click.BadParameter as exc:
+            raise UserError(f"{chosen.path}: {param_name}: {exc.format_message()}") from None
+    out["settings"] = applied.settings + tuple(options["settings"])
+    out["recipe"] = applied.record
+    return out
 
 
 def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | None,
@@ -114,9 +148,10 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
             out: Path, device: str, workers: str, overwrite: str, quiet: bool, ensemble: bool = False,
             resume: bool = True, checkpoint_every: int = 0, embed_batch_size: int = 256,
             check_sync_every: int = 0, reuse_only: bool = False, init_control: bool = True,
-            log: str | None = None) -> None:
-    """``run`` (``stop_after`` None), ``pretrain`` or ``embed`` with the parsed options;
-    ``probe`` is ``run`` with ``reuse_only``. Bad options raise :class:`UserError` before any work."""
+            log: str | None = None, recipe: dict[str, Any] | None = None, precision: str = "auto") -> None:
+    """``run`` (``stop_after`` None), ``pretrain`` or ``embed`` with the parsed options (``recipe``: the
+    record :func:`with_recipe` left, its values already applied); ``probe`` is ``run`` with
+    ``reuse_only``. Bad options raise :class:`UserError` before any work."""
     from ssfbench import distributed
     from ssfbench.metrics import NoPositivesWarning
     from ssfbench.runner import DEFAULT_EVAL_DATASETS, DEFAULT_STEPS, RunSpec
@@ -161,7 +196,7 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
                    num_workers=num_workers, overwrite=overwrite, progress=not quiet, resume=resume,
                    checkpoint_every=checkpoint_every, embed_batch_size=embed_batch_size, argv=recorded_argv(),
                    stop_after=stop_after, sync_check_every=check_sync_every, reuse_only=reuse_only,
-                   init_control=init_control, log=log)
+                   init_control=init_control, log=log, precision=precision, epochs=epochs, recipe=recipe)
     members: dict[int, list[RunOutput]] = {}  # seed -> one output per value of the ensemble axis
     for k in tuple(dict.fromkeys(ks)) or (None,):
         for s in seeds or (seed,):
@@ -189,12 +224,13 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
 
 def epochs_to_steps(spec, epochs: int) -> int:
     """Steps that make ``epochs`` passes over the pretraining videos' training split (a step visits
-    ``ceil(batch / windows_per_visit)`` videos: see :class:`ssfbench.pretrain.WindowBatches`)."""
-    from ssfbench.pretrain import split_videos
+    ``ceil(batch / windows_per_visit)`` videos, one with ``anchor=fixed``: see
+    :class:`ssfbench.pretrain.WindowBatches`)."""
+    from ssfbench.pretrain import split_videos, windows_per_visit
     from ssfbench.runner import build_method, open_dataset
 
     method = build_method(spec)
     videos = open_dataset(spec.pretrain_data, spec)
     n_train = len(split_videos(len(videos), 0.2, spec.seed)[0])
-    visits_per_step = -(-method.config.batch_size // getattr(videos, "windows_per_visit", 1))
+    visits_per_step = -(-method.config.batch_size // windows_per_visit(videos, method))
     return epochs * max(1, n_train // visits_per_step)
