@@ -1,7 +1,11 @@
 """Face crops from image files: read an image with Pillow (JPEG decoded at a reduced scale when that
 is enough), either align it on landmarks (:mod:`ssfbench.alignment`) or cut a square face box (the
 dataset's box, else the centre square) and resize it to the adapter's output size; check that
-images decode; decode several in threads."""
+images decode; decode several in threads.
+
+Every image of the harness (the datasets' frames and ``ssfbench faces align``'s photos) is read by
+:func:`oriented_rgb`: turned upright by its EXIF orientation tag, and 16-bit grey scaled to 8 bits
+(Pillow alone would clip it to white); a float image is refused naming the file."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ssfbench.errors import UserError
 
@@ -48,20 +52,52 @@ def crop_resize(image: Image.Image, box: Box, size: int) -> np.ndarray:
     return np.asarray(out, dtype=np.uint8)
 
 
+#: EXIF orientations that swap width and height (transposed or rotated by 90 / 270 degrees)
+_SWAPS = (5, 6, 7, 8)
+
+
+def oriented_size(im: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of the opened image ``im`` once turned upright by its EXIF orientation."""
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, ValueError):
+        orientation = 1
+    return (im.size[1], im.size[0]) if orientation in _SWAPS else im.size
+
+
+def oriented_rgb(im: Image.Image, where: str | Path) -> Image.Image:
+    """The opened image ``im`` (at ``where``) as an upright 8-bit RGB image: the EXIF orientation
+    applied, 16-bit grey (Pillow's ``I;16`` modes, or ``I`` holding values up to 65535) scaled to
+    8 bits. A float image (mode ``F``) or a 32-bit one beyond 16-bit values is a :class:`UserError`
+    naming the file (Pillow would clip it to white)."""
+    im = ImageOps.exif_transpose(im)
+    if im.mode.startswith("I;16") or im.mode == "I":
+        values = np.asarray(im).astype(np.int64)
+        low, top = (int(values.min()), int(values.max())) if values.size else (0, 0)
+        if low < 0 or top > 65535:
+            raise UserError(f"{where}: {im.mode} image with values outside 0..65535; expected 8- or 16-bit pixels")
+        if im.mode.startswith("I;16") or top > 255:
+            values = (values + 128) // 257  # 0..65535 -> 0..255, rounded
+        im = Image.fromarray(values.astype(np.uint8))
+    elif im.mode == "F":
+        raise UserError(f"{where}: 32-bit float image; expected 8- or 16-bit pixels (save it as PNG or JPEG)")
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
 def read_face(path: str | Path, box: Box | None, size: int) -> np.ndarray:
-    """The face crop of the image at ``path``: ``box`` (original pixels; ``None`` = centre square)
-    resized to ``size``. JPEGs are decoded at the smallest scale that still covers ``size``. A
-    missing or corrupt file is a :class:`UserError` naming it."""
+    """The face crop of the image at ``path``: ``box`` (pixels of the upright image; ``None`` =
+    centre square) resized to ``size``. JPEGs are decoded at the smallest scale that still covers
+    ``size``. A missing or corrupt file is a :class:`UserError` naming it."""
     try:
         with Image.open(path) as im:
-            width, height = im.size
+            width, height = oriented_size(im)
             box = box if box is not None else center_box(width, height)
             side = max(box[2] - box[0], box[3] - box[1], 1.0)
             if im.format == "JPEG":
                 factor = min(1.0, size / side)
-                im.draft("RGB", (max(1, math.ceil(width * factor)), max(1, math.ceil(height * factor))))
-            rx, ry = im.size[0] / width, im.size[1] / height
-            rgb = im.convert("RGB")
+                im.draft("RGB", (max(1, math.ceil(im.size[0] * factor)), max(1, math.ceil(im.size[1] * factor))))
+            rgb = oriented_rgb(im, path)
+            rx, ry = rgb.size[0] / width, rgb.size[1] / height
             return crop_resize(rgb, (box[0] * rx, box[1] * ry, box[2] * rx, box[3] * ry), size)
     except FileNotFoundError:
         raise UserError(f"{path}: image not found") from None
@@ -70,15 +106,16 @@ def read_face(path: str | Path, box: Box | None, size: int) -> np.ndarray:
 
 
 def read_rgb(path: str | Path, reduce_to: float = 1.0) -> tuple[np.ndarray, float]:
-    """The image at ``path`` as uint8 RGB and the factor its pixels were scaled by: JPEGs are
-    decoded at the smallest draft scale still at least ``reduce_to`` of full size (1 = full). A
-    missing or corrupt file is a :class:`UserError` naming it."""
+    """The image at ``path`` as upright uint8 RGB (:func:`oriented_rgb`) and the factor its pixels
+    were scaled by: JPEGs are decoded at the smallest draft scale still at least ``reduce_to`` of
+    full size (1 = full). A missing or corrupt file is a :class:`UserError` naming it."""
     try:
         with Image.open(path) as im:
-            width = im.size[0]
+            width = oriented_size(im)[0]
             if im.format == "JPEG" and reduce_to < 1.0:
                 im.draft("RGB", (max(1, math.ceil(im.size[0] * reduce_to)), max(1, math.ceil(im.size[1] * reduce_to))))
-            return np.asarray(im.convert("RGB")), im.size[0] / width
+            rgb = oriented_rgb(im, path)
+            return np.asarray(rgb), rgb.size[0] / width
     except FileNotFoundError:
         raise UserError(f"{path}: image not found") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
@@ -105,9 +142,11 @@ def check_image(path: str | Path) -> str | None:
         with Image.open(path) as im:
             if im.format == "JPEG":
                 im.draft("RGB", (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))
-            im.load()
+            oriented_rgb(im, path)
     except FileNotFoundError:
         return "not found"
+    except UserError as exc:
+        return str(exc).split(": ", 1)[-1]
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         return f"unreadable ({exc})"
     return None
@@ -130,6 +169,7 @@ def sample_indices(n: int, sample: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=sample, replace=False))
 
 
-__all__ = ["THREADS", "Box", "center_box", "square_box", "crop_resize", "read_face", "read_rgb",
+__all__ = ["THREADS", "Box", "center_box", "square_box", "crop_resize", "oriented_size", "oriented_rgb", "read_face",
+           "read_rgb",
            "read_aligned", "check_image",
            "thread_map", "sample_indices"]

@@ -6,9 +6,11 @@ Faces, the paper's way by default (``crop=align``): a row with landmarks (the da
 any scheme of :mod:`ssfbench.alignment`) is aligned on them; a row without them falls back to the
 adapter's :attr:`~RealFrames.FALLBACK`: its face box (AffectNet's csv) or dlib detection plus 68
 landmarks (:mod:`ssfbench.detection`, the ``[faces]`` extra). A frame in which no face is detected
-is counted, warned about once per dataset and cut to its centre square (``verify`` and
-``prepare`` report the count). ``crop=centre`` cuts every frame to its centre square: an explicit
-deviation, recorded as ``paper: false`` and marked in ``compare`` tables."""
+is counted (no warning per frame) and cut to its centre square. :meth:`RealFrames.face_ways` says
+how every row's face is prepared; :meth:`RealFrames.face_account` turns that into the share of
+frames prepared the paper's way that every result records (and lists the frames that fell back in
+the run folder); ``verify`` reports the same share. ``crop=centre`` cuts every frame to its centre
+square: an explicit deviation, recorded as ``paper: false`` and marked in ``compare`` tables."""
 
 from __future__ import annotations
 
@@ -46,6 +48,13 @@ CROP_OPTION = Option(str, "align", "align: the paper's (landmarks, else the fall
                                    "centre: the centre square, not comparable with the paper", ("align", "centre"))
 MARGIN_OPTION = Option(float, alignment.MARGIN, "context around the alignment template (0 = the template)")
 NO_FACE = "no face detected (centre square)"
+#: how a row's face is prepared under ``crop=centre`` (every row)
+CENTRE_CHOSEN = "centre square (crop=centre)"
+#: the file in the run folder listing the frames whose faces fell back (``{dataset}`` filled in)
+FALLBACK_LIST = "faces-{dataset}.tsv"
+#: ``verify`` calls a copy "usable, but not the paper's preprocessing" when more than this share
+#: (percent) of its frames fall back
+MOSTLY_FALLBACK = 50.0
 
 
 class RealFrames(LabeledFrames):
@@ -124,6 +133,10 @@ class RealFrames(LabeledFrames):
         ds = cls(require_root(root, cls.name), image_size=image_size, seed=seed, **options)
         ds.problems.raise_errors(cls.name, ds.root)
         ds.problems.warn_skips(cls.name, ds.root)
+        if ds.needs_detector():  # one line naming the pip command before any work, not at the first frame
+            from ssfbench.detection import default_detector
+
+            default_detector()
         return ds
 
     @classmethod
@@ -212,18 +225,13 @@ class RealFrames(LabeledFrames):
         if faces:
             self._count("detected", index)
             return alignment.warp(image, self.matrix(faces[0].landmarks), size)
-        if self._count(NO_FACE, index):
-            warnings.warn(f"{self.name}: no face detected in {where} (the centre square is used; such frames are "
-                          f"counted in the results' face_preprocessing and by `ssfbench datasets verify`)",
-                          DatasetWarning, stacklevel=2)
+        self._count(NO_FACE, index)  # no warning per frame: the run's printout ends with one line
         return _centre(image, size)
 
-    def _count(self, how: str, index: int) -> bool:
-        """Record how row ``index``'s face was found; True the first time any row had no face."""
+    def _count(self, how: str, index: int) -> None:
+        """Record how row ``index``'s face was found."""
         with self._face_lock:
             self._face_of[index] = how
-            first, self._no_face_seen = how == NO_FACE and not self._no_face_seen, self._no_face_seen or how == NO_FACE
-            return first
 
     def __getstate__(self) -> dict[str, Any]:
         """Picklable for data-loader workers (the lock is recreated; a worker counts its own reads)."""
@@ -241,18 +249,95 @@ class RealFrames(LabeledFrames):
         with self._face_lock:
             return Counter(self._face_of.values())
 
+    def has_landmarks(self) -> np.ndarray:
+        """bool ``[N]``: the rows aligned on the dataset's own landmarks (known without decoding;
+        an adapter whose landmarks are read per frame overrides it)."""
+        return np.isfinite(self.points).all(axis=(1, 2))
+
+    def _to_detect(self) -> np.ndarray:
+        """bool ``[N]``: the rows whose face is detected (no landmarks, and no box to fall back on)."""
+        rows = ~self.has_landmarks()
+        if self.FALLBACK == "box" and len(self.boxes) == len(self):
+            rows &= ~np.isfinite(self.boxes).all(axis=1)
+        return rows
+
     def needs_detector(self) -> bool:
         """Whether some row will be cropped around a detected face."""
-        if not self.aligned or self.FALLBACK != "detect" or not len(self):
+        if not self.aligned or not len(self):
             return False
-        return not np.isfinite(self.points).all()
+        return bool(self._to_detect().any())
 
     def face_summary(self) -> dict[str, int]:
         """Rows with landmarks, with a face box to fall back on, and left to detect."""
-        has_points = np.isfinite(self.points).all(axis=(1, 2))
-        has_box = np.isfinite(self.boxes).all(axis=1) & ~has_points if self.FALLBACK == "box" else np.zeros(len(self), bool)
-        return {"landmarks": int(has_points.sum()), "box": int(has_box.sum()),
-                "detect": int(len(self) - has_points.sum() - has_box.sum())}
+        has_points = self.has_landmarks()
+        detect = self._to_detect()
+        return {"landmarks": int(has_points.sum()), "box": int((~has_points & ~detect).sum()),
+                "detect": int(detect.sum())}
+
+    def landmark_places(self) -> list[str]:
+        """Where this adapter looks for the dataset's landmarks (named when a copy has none)."""
+        return []
+
+    def face_ways(self, complete: bool = False) -> np.ndarray:
+        """How every row's face is prepared (object ``[N]``): ``landmarks``, ``detected`` (the paper's
+        way), ``box``, :data:`NO_FACE` or :data:`CENTRE_CHOSEN`; ``""`` for a row to detect that this
+        process has not read, unless ``complete``, which reads (detects) those rows first."""
+        ways = np.full(len(self), "", dtype=object)
+        if not self.aligned:
+            ways[:] = CENTRE_CHOSEN
+            return ways
+        detect = self._to_detect()
+        ways[self.has_landmarks()] = "landmarks"
+        ways[~self.has_landmarks() & ~detect] = "box"
+        with self._face_lock:
+            seen = dict(self._face_of)
+        for row, how in seen.items():
+            if detect[row]:
+                ways[row] = how
+        missing = np.flatnonzero(ways == "")
+        if complete and len(missing):
+            for start in range(0, len(missing), 64):
+                self.read_images(missing[start:start + 64].tolist())
+            return self.face_ways()
+        return ways
+
+    def _ways_from_list(self, path: Path, ways: np.ndarray) -> np.ndarray:
+        """``ways`` completed from the fallback list an earlier run wrote for this very dataset version
+        (same fingerprint), or unchanged when ``path`` is not such a list."""
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return ways
+        if not lines or lines[0] != _list_header(self):
+            return ways
+        fell = {line.split("\t")[0]: line.split("\t")[-1] for line in lines[2:] if line}
+        out = ways.copy()
+        for row in np.flatnonzero(ways == ""):
+            out[row] = fell.get(str(self.keys[row]), "detected")
+        return out
+
+    def face_account(self, folder: Path | None = None) -> dict[str, int]:
+        """How the face of every row is prepared, counted (``{way: rows}``, every row once): from the
+        rows read in this process, else from the list in ``folder`` (the run folder) an earlier run of
+        the same dataset version wrote, else by reading the missing rows now. Writes that list
+        (:data:`FALLBACK_LIST`: a header, then one ``key, image, how`` line per frame that fell back)
+        into ``folder`` when given."""
+        from ssfbench.fileio import atomic_write_bytes
+
+        ways = self.face_ways()
+        path = Path(folder) / FALLBACK_LIST.format(dataset=self.name) if folder is not None else None
+        if (ways == "").any() and path is not None and path.is_file():
+            ways = self._ways_from_list(path, ways)
+        if (ways == "").any():
+            ways = self.face_ways(complete=True)
+        if path is not None:
+            fell = np.flatnonzero((ways != "landmarks") & (ways != "detected"))
+            body = [_list_header(self), "key\timage\thow",
+                    *(f"{self.keys[i]}\t{self.paths[i] if i < len(self.paths) else ''}\t{ways[i]}" for i in fell)]
+            data = ("\n".join(body) + "\n").encode("utf-8")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, lambda tmp: Path(tmp).write_bytes(data))
+        return dict(sorted(Counter(ways.tolist()).items()))
 
     def crop_record(self) -> dict[str, Any]:
         """How faces are cut (part of the fingerprint; :meth:`preprocessing` adds the counts)."""
@@ -266,10 +351,10 @@ class RealFrames(LabeledFrames):
             record["without_landmarks"] = "the face box, squared (no alignment)"
         else:
             record["without_landmarks"] = "detected: dlib + 68 landmarks, aligned; no face: centre square (counted)"
-            if self.needs_detector():
-                from ssfbench.detection import default_detector
+        if self.needs_detector():  # only when some row is detected: a copy with full landmarks names no detector
+            from ssfbench.detection import INSTALL, available, default_detector
 
-                record.update(default_detector().record())
+            record.update(default_detector().record() if available() else {"detector": f"not installed ({INSTALL})"})
         return record
 
     def preprocessing(self) -> dict[str, Any]:
@@ -292,11 +377,17 @@ class RealFrames(LabeledFrames):
         self.check_faces(sample)
 
     def check_faces(self, sample: int | None = None) -> None:
-        """Under ``crop=align``, look for the face in every row without landmarks (or ``sample`` of
-        them), so the report says how many have one (:meth:`face_report`)."""
+        """Under ``crop=align``, look for the face in every row to detect (or ``sample`` of them), so
+        the report says how many have one (:meth:`face_report`). Without dlib the check is skipped
+        (the report says so and names the pip command); everything else is still verified."""
         if not self.needs_detector():
             return
-        rows = np.flatnonzero(~np.isfinite(self.points).all(axis=(1, 2)))
+        from ssfbench.detection import INSTALL, available
+
+        if not available():
+            self._face_check_skipped = f"face check skipped: dlib is not installed ({INSTALL} enables it)"
+            return
+        rows = np.flatnonzero(self._to_detect())
         chosen = rows[sample_indices(len(rows), sample)]
         def look(index: int) -> None:
             try:
@@ -305,26 +396,73 @@ class RealFrames(LabeledFrames):
                 pass  # an unreadable image: check_media reports it
 
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DatasetWarning)  # the report counts them instead
+            warnings.simplefilter("ignore", DatasetWarning)
             for index in chosen.tolist():  # one at a time: video readers are not thread-safe
                 look(index)
         self._faces_checked = len(chosen)
 
+    def paper_share(self) -> tuple[float | None, bool]:
+        """The percentage of rows whose face is prepared the paper's way (landmarks, or detected and
+        aligned) as far as this process knows it, and whether it is estimated from a sample of the
+        rows to detect; ``None`` when rows to detect were not looked at."""
+        if not len(self):
+            return None, False
+        if not self.aligned:
+            return 0.0, False
+        ways = self.face_ways()
+        detect = self._to_detect()
+        known = ways[detect] != ""
+        paper = float((ways == "landmarks").sum())
+        if detect.any():
+            if not known.any():
+                return None, False
+            paper += detect.sum() * float((ways[detect] == "detected").sum()) / known.sum()
+        return 100.0 * paper / len(self), bool(detect.any() and not known.all())
+
+    def not_paper_cause(self) -> str:
+        """Why frames fall back, as far as the report can tell (for ``verify``'s verdict)."""
+        if not self.aligned:
+            return "crop=centre cuts every frame to its centre square"
+        summary, causes = self.face_summary(), []
+        if summary["landmarks"] < len(self):
+            places = self.landmark_places()
+            if summary["landmarks"] == 0 and places:
+                causes.append("no landmark files found where the adapter looks: " + "; ".join(places))
+            elif places:
+                causes.append(f"{len(self) - summary['landmarks']} rows have no landmarks "
+                              f"(looked in: {'; '.join(places)})")
+        if summary["box"]:
+            causes.append(f"{summary['box']} rows have only a face box (cut square, not aligned)")
+        ways = self.face_ways()[self._to_detect()]
+        looked = int((ways != "").sum())
+        if looked:
+            causes.append(f"dlib found no face in {int((ways == NO_FACE).sum())} of the {looked} frames it checked")
+        return "; ".join(causes) or "unknown"
+
     def face_report(self) -> str:
-        """One line: rows with landmarks / a box / to detect, and what detection found when checked."""
+        """One line: rows with landmarks / a box / to detect, what detection found when checked, and
+        the share of frames prepared the paper's way."""
         summary = self.face_summary()
         if not self.aligned:
-            return "crop=centre: the centre square of every frame (not the paper's preprocessing)"
+            return ("crop=centre: the centre square of every frame (not the paper's preprocessing; "
+                    "0 % of frames prepared the paper's way)")
         text = f"{summary['landmarks']} rows with landmarks"
         if self.FALLBACK == "box":
             text += f", {summary['box']} with the face box only"
-        else:
+        if summary["detect"] or self.FALLBACK != "box":
             text += f", {summary['detect']} to detect"
-            checked = getattr(self, "_faces_checked", 0)
-            if checked:
-                found = self.faces_found
-                text += (f"; detection on {checked} of them: {found['detected']} faces found, "
-                         f"{found[NO_FACE]} without a face (centre square)")
+        checked = getattr(self, "_faces_checked", 0)
+        if checked:
+            ways = self.face_ways()[self._to_detect()]
+            text += (f"; detection on {checked} of them: {int((ways == 'detected').sum())} faces found, "
+                     f"{int((ways == NO_FACE).sum())} without a face (centre square)")
+        skipped = getattr(self, "_face_check_skipped", None)
+        if skipped:
+            text += f"; {skipped}"
+        share, estimated = self.paper_share()
+        if share is not None:
+            text += (f"; the paper's preprocessing: {share:.1f} % of frames"
+                     + (f" (estimated from the {checked} checked)" if estimated else ""))
         return text
 
     def report_facts(self) -> list[tuple[str, str]]:
@@ -344,8 +482,18 @@ class RealFrames(LabeledFrames):
         """The :class:`ssfbench.verify.Report` of this copy."""
         from ssfbench.verify import Report, label_counts
 
-        return Report(dataset=self.name, root=str(self.root), facts=self.report_facts(),
-                      labels=label_counts(self.label_names, self.targets), problems=self.problems)
+        facts = self.report_facts()
+        share, _ = self.paper_share()
+        extra = {"paper_share": share}
+        if share is not None and 100.0 - share > MOSTLY_FALLBACK:
+            extra["not_paper"] = f"{100.0 - share:.0f} % of frames fall back (likely cause: {self.not_paper_cause()})"
+        return Report(dataset=self.name, root=str(self.root), facts=facts,
+                      labels=label_counts(self.label_names, self.targets), problems=self.problems, extra=extra)
+
+
+def _list_header(ds: RealFrames) -> str:
+    """The first line of a fallback list: which dataset version it describes."""
+    return f"# ssfbench faces of {ds.name} {ds.fingerprint()}: frames not prepared the paper's way"
 
 
 def _centre(image: np.ndarray, size: int) -> np.ndarray:

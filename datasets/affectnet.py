@@ -95,6 +95,10 @@ class AffectNet(RealFrames):
                      "the csv box, squared)"),
         }
 
+    def landmark_places(self) -> list[str]:
+        """Where the landmarks come from."""
+        return ["the facial_landmarks column of training.csv / validation.csv"]
+
     def _find_lists(self) -> tuple[Path | None, Path | None]:
         """``training.csv`` and ``validation.csv`` of the manually annotated part."""
         found: dict[str, Path] = {}

@@ -294,6 +294,12 @@ class BP4D(RealFrames):
         """The standard subject-independent 3 folds (fold1 tests part 3, fold2 part 2, fold3 part 1)."""
         return standard_folds(self.subjects, load_parts("bp4d"))
 
+    def landmark_places(self) -> list[str]:
+        """Where landmarks come from: only the ``landmarks`` option (the official files are not read)."""
+        given = self.options["landmarks"]
+        return [f"landmarks={given}" if given else "--set landmarks=FILE (a JAA-Net 49-point list): not given; "
+                "the official 2-D landmark files are not read (location unverified)"]
+
     def _crop_note(self) -> str:
         if self.options["crop"] == "centre":
             return "centre square of each frame (crop=centre: not the paper's preprocessing)"

@@ -317,6 +317,15 @@ class DISFA(RealFrames):
             old.close()
         return reader
 
+    def has_landmarks(self) -> np.ndarray:
+        """Rows whose subject has landmark files (read per frame by :meth:`face_points`)."""
+        return np.isin(self.subjects, list(self._landmarks))
+
+    def landmark_places(self) -> list[str]:
+        """Where the landmark files are looked for."""
+        return [f"{self.root}/Landmark_Points (or Landmarks, up to 2 folders down)/<subject>/tmp_frame_lm/"
+                "<subject>_<frame>_lm.mat"]
+
     def face_points(self, index: int) -> np.ndarray | None:
         """The five alignment points of row ``index`` from its frame's 66 landmarks (the nearest
         frame's file when it has none), or None without landmarks."""

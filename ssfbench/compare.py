@@ -71,8 +71,17 @@ OFF_PROTOCOL_MARK = " †"
 
 def faces_off_protocol(faces: object) -> bool:
     """Whether a row's ``faces`` value (the leaderboards' column) says its faces were not prepared the
-    paper's way: such rows are marked and not comparable with the paper's rows."""
+    paper's way (:func:`ssfbench.results.off_protocol` decided it when the row was written): such
+    rows are marked and not comparable with the paper's rows."""
     return isinstance(faces, str) and faces.startswith(OFF_PROTOCOL)
+
+
+def faces_note(faces: object) -> str:
+    """The † note of a row's ``faces`` value: ``off-protocol faces: 37.5 % centre-squared`` ('' when
+    its faces were prepared the paper's way)."""
+    if not faces_off_protocol(faces):
+        return ""
+    return "off-protocol faces: " + str(faces)[len(OFF_PROTOCOL):].lstrip(": ")
 
 
 @dataclass
@@ -453,9 +462,11 @@ def caption(table: ComparisonTable) -> str:
     text = (f"{table.dataset}: per-label {table.metric_name} x100; ssfbench rows mean ± std over folds "
             f"(or seeds); * = reported in the original work, (Re.) = reproduced by the paper; "
             f"coverage = labels with a value; no average over missing labels")
-    if table.rows["faces"].map(faces_off_protocol).any():
-        text += (f";{OFF_PROTOCOL_MARK} = faces not prepared the paper's way (e.g. crop=centre): not comparable "
-                 "with the paper's rows")
+    off = table.rows[table.rows["faces"].map(faces_off_protocol).astype(bool)]
+    if len(off):
+        rows = "; ".join(f"{n.removesuffix(OFF_PROTOCOL_MARK)}: {faces_note(f)}" for n, f in zip(off["name"], off["faces"]))
+        text += (f";{OFF_PROTOCOL_MARK} = faces not prepared the paper's way (crop=centre, or any frame "
+                 f"centre-squared or cut to its box): not comparable with the paper's rows ({rows})")
     if has_gains(table):
         text += (f"; {INIT_HEADER} = the row's gain over its own initialisation (the same seeds at step 0, "
                  "BatchNorm statistics re-estimated on pretraining frames, as the Random init floor), mean "

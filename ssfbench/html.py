@@ -37,6 +37,7 @@ from ssfbench.compare import (
     block_title,
     caption,
     cell,
+    faces_note,
     faces_off_protocol,
     gain_cell,
     has_gains,
@@ -48,8 +49,8 @@ from ssfbench.fileio import atomic_write_bytes
 
 #: what each row origin is called in its badge
 BADGES = {ORIGIN_PAPER: "paper", ORIGIN_OUT: "your run", ORIGIN_COMMITTED: "committed"}
-OFF_PROTOCOL_NOTE = ("faces not prepared the paper's way (face_preprocessing.paper is false): "
-                     "not comparable with the paper's rows")
+OFF_PROTOCOL_NOTE = ("faces not prepared the paper's way (crop=centre, or some frames centre-squared or cut to "
+                     "their box: face_preprocessing.paper is false): not comparable with the paper's rows")
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1600px;
@@ -233,7 +234,7 @@ def dataset_table(table: ComparisonTable, sources: Mapping[str, tuple[Path, Sequ
                            if c)
         name = (_e(r["name"])
                 + f'<span class="badge {badge.split()[0]}">{_e(badge)}</span>'
-                + ('<span class="badge off">off-protocol faces</span>' if off else ""))
+                + (f'<span class="badge off">{_e(faces_note(r["faces"]))}</span>' if off else ""))
         cells = [f'<td data-v="{_e(r["name"])}">{name}</td>']
         cells += [f'<td data-v="{_num(r[lab])}">{_score(r[lab], r[f"{lab}_std"])}</td>' for lab in table.labels]
         cells.append(f'<td data-v="{_num(r["avg"])}"><b>{_score(r["avg"], r["avg_std"])}</b></td>')

@@ -191,19 +191,72 @@ def build_leaderboard(results: list[dict[str, Any]], dataset: str) -> pd.DataFra
 
 #: the leaderboard's ``faces`` value of rows whose faces were not prepared the paper's way starts with this
 OFF_PROTOCOL = "not the paper's"
+#: how a face prepared the paper's way is recorded (the dataset's landmarks; detected by dlib and aligned)
+PAPER_WAYS = ("landmarks", "detected")
+#: a row is off-protocol when more than this percentage of its frames fell back. 0: the paper prepares
+#: every frame (landmarks given, or detected and aligned) and reports no exception, so any frame cut
+#: another way makes the row a different experiment (docs/faces.md)
+OFF_PROTOCOL_THRESHOLD = 0.0
+#: how each way of falling back is named in the † note
+FALLBACK_WORDS = {"no face detected (centre square)": "centre-squared", "centre square (crop=centre)": "centre-squared",
+                  "box": "face box, not aligned"}
+
+
+def face_share(found: Mapping[str, int]) -> dict[str, Any]:
+    """The share of frames prepared the paper's way from ``{way: frames}`` (every frame counted once):
+    ``frames``, ``paper_frames``, ``paper_percent`` (2 decimals) and ``fallback`` (``{way: frames}``
+    of the rest)."""
+    total = int(sum(found.values()))
+    paper = int(sum(v for k, v in found.items() if k in PAPER_WAYS))
+    return {"frames": total, "paper_frames": paper,
+            "paper_percent": round(100.0 * paper / total, 2) if total else None,
+            "fallback": {k: int(v) for k, v in sorted(found.items()) if k not in PAPER_WAYS and v}}
+
+
+def fallback_percent(result: Mapping[str, Any]) -> float:
+    """Percent of a result's frames whose faces fell back (0 when nothing fell back or nothing was
+    counted: synthetic sets). Results written before the share was recorded are read from their
+    ``faces_found`` counts."""
+    record = result.get("face_preprocessing") or {}
+    if record.get("paper_percent") is not None:
+        return round(100.0 - float(record["paper_percent"]), 2)
+    found = result.get("faces_found") or record.get("faces_found") or {}
+    share = face_share(found) if found else {}
+    return round(100.0 - share["paper_percent"], 2) if share.get("paper_percent") is not None else 0.0
+
+
+def fallback_text(result: Mapping[str, Any]) -> str:
+    """``37.5 % centre-squared`` (each way of falling back, by its share), or '' when none fell back."""
+    record = result.get("face_preprocessing") or {}
+    found = record.get("fallback")
+    total = record.get("frames")
+    if found is None:
+        counts = result.get("faces_found") or record.get("faces_found") or {}
+        found, total = face_share(counts)["fallback"], sum(counts.values())
+    parts: dict[str, float] = {}
+    for way, n in (found or {}).items():
+        word = FALLBACK_WORDS.get(way, way)
+        parts[word] = parts.get(word, 0.0) + (100.0 * n / total if total else 0.0)
+    return ", ".join(f"{v:.3g} % {k}" for k, v in parts.items() if v)
 
 
 def off_protocol(result: Mapping[str, Any]) -> bool:
-    """True when the row's faces were not prepared the paper's way (marked in tables: not comparable with the paper's rows)."""
-    return (result.get("face_preprocessing") or {}).get("paper") is False
+    """True when the row's faces were not prepared the paper's way: ``crop=centre`` (``paper`` is
+    false), or more than :data:`OFF_PROTOCOL_THRESHOLD` percent of its frames fell back (marked in
+    tables: not comparable with the paper's rows)."""
+    return ((result.get("face_preprocessing") or {}).get("paper") is False
+            or fallback_percent(result) > OFF_PROTOCOL_THRESHOLD)
 
 
 def faces_column(result: dict[str, Any]) -> str:
     """How a result's faces were prepared, for the leaderboard's ``faces`` column: ``paper``,
-    ``not the paper's: <crop>`` (not comparable with the paper's rows), or empty where the
-    dataset has no paper protocol for faces (the synthetic sets)."""
+    ``not the paper's: 37.5 % centre-squared`` (frames fell back), ``not the paper's: <crop>``
+    (``crop=centre``), or empty where the dataset has no paper protocol for faces (the synthetic
+    sets). Rows starting with :data:`OFF_PROTOCOL` are marked † (not comparable with the paper's)."""
     record = result.get("face_preprocessing") or {}
     if off_protocol(result):
+        if record.get("crop", "aligned") == "aligned" and fallback_percent(result) > OFF_PROTOCOL_THRESHOLD:
+            return f"{OFF_PROTOCOL}: {fallback_text(result)}"
         return f"{OFF_PROTOCOL}: {record.get('crop', 'unknown crop')}"
     return "paper" if record.get("paper") is True else ""
 

@@ -584,14 +584,16 @@ def cpu_kernels() -> dict[str, Any]:
 
 def result_record(*, run_id: str, config_hash: str, method: str, variant: str, display_name: str, backbone: str,
                   source: str, dataset: LabeledFrames, seed: int, scores: dict[str, Any], role: str,
-                  **extra: Any) -> Result:
+                  faces_folder: Path | None = None, **extra: Any) -> Result:
     """One result (schema :data:`~ssfbench.records.SCHEMA`): identity, role, provenance, how the
     dataset's faces were prepared (``face_preprocessing``; ``faces_found`` counts how the faces read
     in this process were found), the CPU threads torch used and the SIMD kernels of this CPU
     (``torch_threads``, ``cpu_kernels``: checkpoint digests depend on both), scores, extras;
-    validated as any results file is when read."""
+    validated as any results file is when read. For a real dataset ``face_preprocessing`` also holds
+    the share of frames prepared the paper's way (:func:`face_record`; the frames that fell back are
+    listed in ``faces_folder``, the run folder)."""
     scores = dict(scores)
-    found = dict(getattr(dataset, "faces_found", None) or {})
+    faces, found = face_record(dataset, faces_folder)
     device = scores.pop("probe_device", PROBE_DEFAULTS["device"])
     record = {
         "schema": SCHEMA, "protocol_version": ssfbench.PROTOCOL_VERSION,
@@ -599,12 +601,38 @@ def result_record(*, run_id: str, config_hash: str, method: str, variant: str, d
         "run_id": run_id, "config_hash": config_hash, "method": method, "variant": variant,
         "display_name": display_name, "backbone": backbone, "source": source, "role": role, "dataset": dataset.name,
         "dataset_fingerprint": dataset.fingerprint(), "seed": seed,
-        "face_preprocessing": getattr(dataset, "preprocessing", dict)(), **({"faces_found": found} if found else {}),
+        "face_preprocessing": faces, **({"faces_found": found} if found else {}),
         "probe": {**PROBE_DEFAULTS, "seed": seed, "device": device},
         "versions": versions(), "torch_threads": torch.get_num_threads(),
         "cpu_kernels": dict(cpu_kernels()), **extra, **scores,
     }
     return Result.from_json(record, where=f"result of {run_id} on {dataset.name}")
+
+
+def face_record(dataset: Any, folder: Path | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+    """``(face_preprocessing, faces_found)`` of a result on ``dataset``: how faces are cut and, for a
+    real dataset (an adapter, or a prepared store, which counted every row), how every frame's face
+    was prepared (``faces_found``) and the share of them prepared the paper's way
+    (:func:`ssfbench.results.face_share`; ``paper`` is false when any frame fell back, and
+    ``fallback_list`` names the list of those frames written into ``folder``)."""
+    from ssfbench.results import OFF_PROTOCOL_THRESHOLD, face_share
+
+    record = dict(getattr(dataset, "preprocessing", dict)())
+    if hasattr(dataset, "face_account"):
+        found = dataset.face_account(folder)
+    else:
+        found = dict(record.pop("faces_found", None) or getattr(dataset, "faces_found", None) or {})
+    if not found or "paper" not in record:
+        return record, found
+    share = face_share(found)
+    record.update(share)
+    if record["paper"] and 100.0 - (share["paper_percent"] or 0.0) > OFF_PROTOCOL_THRESHOLD:
+        record["paper"] = False
+    if share["fallback"] and folder is not None and hasattr(dataset, "face_account"):
+        from ssfbench.datasets._real_frames import FALLBACK_LIST
+
+        record["fallback_list"] = str(Path(folder) / FALLBACK_LIST.format(dataset=dataset.name))
+    return record, found
 
 
 def calibrate(spec: RunSpec) -> list[Result]:
@@ -698,7 +726,7 @@ def run(spec: RunSpec) -> RunOutput:
             method_config=method.config.to_dict(), image_size=spec.image_size,
             pretrain={k: record.get(k) for k in ("pretrain", "selected", "batchnorm") if k in record},
             init_control=init_control, wall_s={"pretrain": round(pretrain_s, 1)}, rerun=rerun_info(spec),
-            dataset_options=spec.dataset_options, **recipe_extra(spec, method, record),
+            dataset_options=spec.dataset_options, faces_folder=run_dir, **recipe_extra(spec, method, record),
         )
         write_result(layout.results.root, result)
         output.results.append(result)
@@ -762,7 +790,7 @@ def _run_per_fold(spec: RunSpec, method: Method, eval_sets: list[LabeledFrames],
             dataset=ds, seed=spec.seed, data_seed=spec.data_seed, scores=scores,
             variant_settings=identity["settings"], method_config=method.config.to_dict(), image_size=spec.image_size,
             trained_on_labels={"steps_per_fold": spec.steps, "folds": list(scores["scores_per_fold"])},
-            rerun=rerun_info(spec), dataset_options=spec.dataset_options,
+            rerun=rerun_info(spec), dataset_options=spec.dataset_options, faces_folder=layout.run_dir(run_id),
         )
         write_result(layout.results.root, result)
         output.results.append(result)
@@ -807,7 +835,7 @@ def ensemble(members: list[RunOutput], spec: RunSpec) -> list[Result]:
         scores = probe_dataset(x, ds, seed=rows[0].seed, device=probe_device(spec))
         result = _ensemble_record(rows, axis, ds, scores, x.shape[1],
                                   {"embed_s": round(embed_s, 2), "probe_s": round(time.time() - started, 2)},
-                                  rerun=rerun_info(spec))
+                                  rerun=rerun_info(spec), faces_folder=layout.run_dir(rows[0].run_id))
         write_result(layout.results.root, result)
         out.append(result)
     write_leaderboards(layout.results.root)

@@ -69,7 +69,9 @@ class Report:
                 lines += [f"    {self._short(p.where)}{': ' + p.detail if p.detail else ''}" for p in shown]
                 if len(shown) < len(items):
                     lines.append(f"    ... and {len(items) - len(shown)} more (--all lists every one)")
-        if self.usable:
+        if self.usable and self.extra.get("not_paper"):
+            lines.append(f"verdict: usable, but not the paper's preprocessing: {self.extra['not_paper']}")
+        elif self.usable:
             lines.append("verdict: usable")
         else:
             kinds = [kind for kind, _ in self.problems.of("error")]

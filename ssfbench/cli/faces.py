@@ -33,7 +33,8 @@ def align_cmd(inputs: tuple[Path, ...], out: Path, image_size: int, margin: floa
               quiet: bool) -> None:
     """Find every face in the images (files or folders), align each on its 68 landmarks and write
     one crop per face plus OUT/faces.json (box, landmarks, source->crop matrix per face). Images
-    without a face are named on stderr; exit 2 when no image had one."""
+    without a face, and unreadable images (skipped), are named on stderr; exit 2 when no image had
+    a face. Files inside OUT are never inputs."""
     from ssfbench.faces import align_faces, preview_grid
 
     if out.exists() and not out.is_dir():
@@ -41,8 +42,16 @@ def align_cmd(inputs: tuple[Path, ...], out: Path, image_size: int, margin: floa
     report = align_faces(inputs, out, image_size=image_size, margin=margin, progress=not quiet)
     for path in report.without_face:
         click.echo(f"no face: {path}", err=True)
+    for path, why in report.unreadable:
+        click.echo(f"warning: {path}: skipped, {why}", err=True)
     n_images = len(report.index["images"])
-    click.echo(f"{len(report.crops)} face(s) from {n_images - len(report.without_face)} of {n_images} image(s) "
-               f"-> {out}/ (faces.json)")
+    if not report.crops:
+        raise UserError(f"no face found in any of the {n_images} input image(s)"
+                        + (f" ({len(report.unreadable)} unreadable)" if report.unreadable else "")
+                        + "; dlib's frontal detector misses faces smaller than about 40 px "
+                          f"({out}/faces.json lists them)")
+    with_face = n_images - len(report.without_face) - len(report.unreadable)
+    skipped = f", {len(report.unreadable)} unreadable skipped" if report.unreadable else ""
+    click.echo(f"{len(report.crops)} face(s) from {with_face} of {n_images} image(s){skipped} -> {out}/ (faces.json)")
     if preview is not None:
         click.echo(f"wrote {preview_grid(report.crops, preview)}")

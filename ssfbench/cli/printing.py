@@ -39,3 +39,24 @@ def print_results(results: list[Result], out: Path) -> None:
         if notes:
             click.echo(f"warning: {result.dataset}: {len(notes)} fold/label scores without positives "
                        f"(recorded under 'warnings' in {path.name}), e.g. {notes[0]}", err=True)
+    for result in results:  # the printout ends with how many frames fell back, one line per dataset
+        line = faces_line(result)
+        if line:
+            click.echo(line)
+
+
+def faces_line(result: Result) -> str | None:
+    """One line: how many of a real-data result's frames fell back (not prepared the paper's way),
+    whether its row is marked †, and the file that lists them; None for data without a face record."""
+    from ssfbench.results import fallback_text, off_protocol
+
+    record = result.get("face_preprocessing") or {}
+    if record.get("frames") is None:
+        return None
+    total, paper = int(record["frames"]), int(record["paper_frames"])
+    if paper == total:
+        return f"faces: {result.dataset}: all {total} frames prepared the paper's way (landmarks, or detected and aligned)"
+    listed = f"; list: {record['fallback_list']}" if record.get("fallback_list") else ""
+    mark = "; row marked † (off-protocol faces)" if off_protocol(result) else ""
+    return (f"faces: {result.dataset}: {total - paper} of {total} frames fell back ({fallback_text(result)}), "
+            f"not prepared the paper's way{mark}{listed}")
