@@ -391,8 +391,9 @@ def check_input_size(trunk: nn.Module, backbone: str, size: int, option: str = "
         fixed = tuple(cfg.get("input_size", (3, 0, 0))[-2:])
     if fixed and tuple(fixed) != (size, size):
         want = f"{fixed[0]}" if fixed[0] == fixed[-1] else f"{fixed[0]} x {fixed[1]}"
-        raise UserError(f"{option} {size}: backbone {backbone!r} takes only {want} px input (a fixed patch grid); "
-                        f"use {option} {want}, or a backbone without a fixed input size")
+        sep = "=" if option.startswith("--set") else " "
+        raise UserError(f"{option}{sep}{size}: backbone {backbone!r} takes only {want} px input (a fixed patch "
+                        f"grid); use {option}{sep}{fixed[0]}, or a backbone without a fixed input size")
 
 
 __all__ = ["IMAGENET", "DEFAULT", "PretrainedTrunk", "load_pretrained_trunk", "is_offline", "offline_mode",
