@@ -39,6 +39,8 @@ def method_record(method: Method) -> dict[str, Any]:
         "preprocess": method.preprocess.to_dict(),
         "embed_dim": method.embed_dim,
         "ssfbench_version": ssfbench.__version__,
+        # the backbone weights' identity (ssfbench.weights), only when there are some: default records unchanged
+        **({"pretrained_weights": method.pretrained_weights} if getattr(method, "pretrained_weights", None) else {}),
     }
 
 
@@ -88,6 +90,7 @@ def load_checkpoint(path: Path) -> tuple[Method, str]:
     except RuntimeError as exc:
         raise UserError(f"{path}: weights do not fit method {payload['method']!r}: {str(exc).splitlines()[0]}") from None
     method.pretrained = payload.get("pretrained")
+    method.pretrained_weights = payload.get("pretrained_weights")
     saved = payload.get("preprocess")
     if saved and saved != method.preprocess.to_dict():  # released weights' preprocessing travels with them
         from ssfbench.preprocess import Preprocess

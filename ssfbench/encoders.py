@@ -9,7 +9,6 @@ layers to scale 1, as torchvision's ResNets start (the authors' starting point).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import timm
@@ -23,28 +22,40 @@ from ssfbench.errors import UserError
 def create_trunk(backbone: str, pretrained: str | None = None) -> nn.Module:
     """A timm model with its classifier removed (``num_classes=0``: pooled features out).
 
-    ``pretrained`` is None (random init), ``"imagenet"`` (timm's weights, which must already be in
-    the local cache: nothing is downloaded) or a path to a timm-layout state dict.
+    ``pretrained`` is None (random init, every layer live), ``"imagenet"`` (torchvision's ImageNet
+    weights, as the paper's authors loaded them), ``"default"`` (timm's default tag for the name) or a
+    path to a state dict (:mod:`ssfbench.weights`, which downloads into the usual caches when online).
+    A pretrained trunk carries :data:`WEIGHTS_ATTR`: its weights' identity and data config.
     """
-    if not timm.is_model(backbone):
+    if not timm.is_model(backbone) and not backbone.startswith("hf-hub:"):
         import difflib
 
         near = difflib.get_close_matches(backbone, timm.list_models(), n=3)
         hint = f" (did you mean {', '.join(near)}?)" if near else ""
         raise UserError(f"unknown backbone {backbone!r}{hint}; `ssfbench list backbones` shows them")
-    if pretrained == "imagenet":
-        return _create_offline_pretrained(backbone)
+    if pretrained:
+        from ssfbench.weights import load_pretrained_trunk
+
+        loaded = load_pretrained_trunk(backbone, pretrained)
+        setattr(loaded.trunk, WEIGHTS_ATTR, loaded)
+        return loaded.trunk
     trunk = timm.create_model(backbone, pretrained=False, num_classes=0)
     revive_zero_init(trunk)
-    if pretrained:
-        path = Path(pretrained)
-        if not path.is_file():
-            raise UserError(f"{path}: backbone weights file not found")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        missing, unexpected = trunk.load_state_dict(state, strict=False)
-        if missing:
-            raise UserError(f"{path}: not a {backbone} state dict (missing keys: {', '.join(missing[:5])} ...)")
     return trunk
+
+
+#: attribute of a pretrained trunk holding its :class:`ssfbench.weights.PretrainedTrunk` record
+WEIGHTS_ATTR = "ssfbench_weights"
+
+
+def trunk_weights(model: nn.Module) -> Any:
+    """The :class:`ssfbench.weights.PretrainedTrunk` record of the first pretrained trunk inside
+    ``model`` (None when it has none)."""
+    for module in model.modules():
+        found = getattr(module, WEIGHTS_ATTR, None)
+        if found is not None:
+            return found
+    return None
 
 
 def revive_zero_init(model: nn.Module) -> list[str]:
@@ -60,23 +71,6 @@ def revive_zero_init(model: nn.Module) -> list[str]:
                 weight.fill_(1.0)
             revived.append(name)
     return revived
-
-
-def _create_offline_pretrained(backbone: str) -> nn.Module:
-    """timm's ImageNet weights from the local Hugging Face cache only (hub offline mode)."""
-    import huggingface_hub.constants as hf_constants
-
-    saved = hf_constants.HF_HUB_OFFLINE
-    hf_constants.HF_HUB_OFFLINE = True
-    try:
-        return timm.create_model(backbone, pretrained=True, num_classes=0)
-    except Exception as exc:  # noqa: BLE001 - any failure means the weights are not local
-        raise UserError(
-            f"ImageNet weights for {backbone!r} are not in the local cache and nothing is downloaded at run "
-            f"time; put them in the Hugging Face cache (HF_HOME) or pass --pretrained PATH ({type(exc).__name__})"
-        ) from None
-    finally:
-        hf_constants.HF_HUB_OFFLINE = saved
 
 
 #: The ranking paper's released ``train/model.py`` layout (released prefix -> ``Encoder`` prefix):

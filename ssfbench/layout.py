@@ -114,7 +114,10 @@ def cache_attributes(method: Any, digest: str, dataset: Any) -> dict[str, Any]:
     return {"method": method.name, "checkpoint_sha256": digest, "dataset": dataset.name,
             "dataset_fingerprint": dataset.fingerprint(), "preprocess": method.preprocess.to_json(),
             "face_preprocessing": json.dumps(dataset.preprocessing(), sort_keys=True),
-            "ssfbench_version": ssfbench.__version__, "protocol_version": ssfbench.PROTOCOL_VERSION}
+            "ssfbench_version": ssfbench.__version__, "protocol_version": ssfbench.PROTOCOL_VERSION,
+            # the backbone weights' identity (ssfbench.weights), only on a pretrained trunk
+            **({"pretrained_weights": json.dumps(method.pretrained_weights, sort_keys=True)}
+               if getattr(method, "pretrained_weights", None) else {})}
 
 
 def record_path(checkpoint: Path) -> Path:

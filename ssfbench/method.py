@@ -129,6 +129,18 @@ class Method(nn.Module, abc.ABC):
         #: with the checkpoint, so it travels with the weights
         self.weights_preprocess: Preprocess | None = None
         self.build()
+        from ssfbench.encoders import trunk_weights
+
+        loaded = trunk_weights(self)
+        #: identity of the pretrained trunk's weights (``--pretrained``: tag, source, file, sha256; owned by
+        #: :mod:`ssfbench.weights`), recorded in checkpoints, caches and results; None without one
+        self.pretrained_weights: dict[str, Any] | None = dict(loaded.identity) if loaded is not None else None
+        #: the weights' own data config as preprocessing (timm ``pretrained_cfg``), when they have one
+        self.pretrained_preprocess: Preprocess | None = None
+        if loaded is not None and loaded.data_config:
+            from ssfbench.weights import preprocess_from
+
+            self.pretrained_preprocess = preprocess_from(loaded.data_config, loaded.identity["tag"])
 
     # ---- what a method must say -------------------------------------------------------------
     @abc.abstractmethod
@@ -184,8 +196,10 @@ class Method(nn.Module, abc.ABC):
         return own
 
     def default_preprocess(self) -> Preprocess:
-        """The method's own input size and normalisation (ImageNet statistics by default)."""
-        return Preprocess(input_size=self.image_size)
+        """The method's own input size and normalisation (ImageNet statistics by default); on a
+        pretrained trunk (``--pretrained``), its weights' data config (timm's ``pretrained_cfg``: input
+        size, mean/std, crop fraction) when they have one. Override to say otherwise."""
+        return self.pretrained_preprocess or Preprocess(input_size=self.image_size)
 
     def released_preprocess(self) -> Preprocess | None:
         """What the authors' code does to the input of their released weights (None: the same as

@@ -145,6 +145,7 @@ METHODS: Registry[Method] = Registry(
         "supervised": "ssfbench.methods.supervised:SupervisedMethod",
         "fabnet": "ssfbench.methods.fabnet:FabNet",
         "tcae": "ssfbench.methods.tcae:TCAE",
+        "frozen": "ssfbench.methods.frozen:FrozenEncoder",
     },
 )
 

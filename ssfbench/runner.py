@@ -144,9 +144,23 @@ def build_method(spec: RunSpec, num_labels: int | None = None) -> Method:
     except (TypeError, ValueError) as exc:
         raise UserError(f"bad setting for method {spec.method!r}: {exc}") from None
     try:
-        return cls(config, backbone=spec.backbone, image_size=spec.image_size, pretrained=spec.pretrained)
+        method = cls(config, backbone=spec.backbone, image_size=spec.image_size, pretrained=spec.pretrained)
     except ValueError as exc:
         raise UserError(f"method {spec.method!r}: {exc}") from None
+    check_input_size(method, spec)
+    return method
+
+
+def check_input_size(method: Method, spec: RunSpec) -> None:
+    """One-line :class:`UserError` naming the option when a timm trunk of ``method`` takes only a fixed
+    input size (a ViT's patch grid) other than the method's input size."""
+    from ssfbench.weights import check_input_size as check_trunk
+
+    size = method.preprocess.input_size
+    option = "--image-size" if size == spec.image_size else "--set input_size"
+    for module in method.modules():
+        if getattr(module, "pretrained_cfg", None) is not None and hasattr(module, "num_features"):
+            check_trunk(module, spec.backbone, size, option)
 
 
 def open_dataset(name: str, spec: RunSpec):
@@ -180,7 +194,32 @@ def init_control_spec(spec: RunSpec, method: Method) -> RunSpec | None:
     with (untrained, loaded or label-trained methods, or a run that is itself at step 0)."""
     if not (method.trainable and uses_videos(spec, method)) or spec.steps == 0 or spec.weights is not None:
         return None
-    return dataclasses.replace(spec, steps=0, bn_stats="checkpoint")
+    frozen = frozen_control_spec(spec, method)
+    return frozen if frozen is not None else dataclasses.replace(spec, steps=0, bn_stats="checkpoint")
+
+
+def frozen_control_spec(spec: RunSpec, method: Method) -> RunSpec | None:
+    """For a method whose trunk starts from pretrained weights (``--pretrained``): the ``frozen`` row of
+    that trunk and those weights (``ssfbench run --method frozen --backbone B --pretrained P``, the
+    ImageNet row for ``--pretrained imagenet``), evaluated with ``method``'s preprocessing; it is the
+    method's step-0 control (its initialisation, without the untrained projection head). None when the
+    method has no pretrained trunk or normalises its input otherwise than the weights do."""
+    weights = getattr(method, "pretrained_weights", None)
+    if not spec.pretrained or weights is None or spec.method == "frozen":
+        return None
+    from ssfbench.preprocess import Preprocess
+
+    own = method.preprocess
+    natural = method.pretrained_preprocess or Preprocess(input_size=spec.image_size)  # the frozen row's own
+    if (own.mean, own.std) != (natural.mean, natural.std):
+        return None
+    overrides: dict[str, Any] = {}
+    if own.input_size != natural.input_size:
+        overrides["input_size"] = own.input_size
+    if own.center_crop != natural.center_crop:
+        overrides["crop_pct"] = own.center_crop
+    return dataclasses.replace(spec, method="frozen", overrides=overrides, steps=0, bn_stats="checkpoint",
+                               init_control=False)
 
 
 def trained_spec(spec: RunSpec, method: Method) -> RunSpec | None:
@@ -201,6 +240,13 @@ def trained_spec(spec: RunSpec, method: Method) -> RunSpec | None:
 _RECIPE_PART_KEYS = {"steps": "epochs", "data": "pretrain_data", "size": "image_size", "init": "pretrained"}
 
 
+def weights_record(method: Method) -> dict[str, Any]:
+    """``{"pretrained_weights": identity}`` for a method on a pretrained trunk (the identity
+    :mod:`ssfbench.weights` computed, as its checkpoint records it), else ``{}`` (results unchanged)."""
+    weights = getattr(method, "pretrained_weights", None)
+    return {"pretrained_weights": weights} if weights else {}
+
+
 def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None) -> tuple[str, str, str]:
     """``(config_hash, variant, run_id)``. The variant names the method's own setting plus every
     setting that differs from the harness defaults, so leaderboard rows never mix budgets."""
@@ -212,6 +258,8 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
         identity["precision"] = spec.precision
     if spec.recipe is not None:
         identity["recipe"] = spec.recipe["name"]
+    if getattr(method, "pretrained_weights", None):  # which file: other weights under one name are another run
+        identity["pretrained_weights"] = {k: v for k, v in method.pretrained_weights.items() if k != "revision"}
     parts = [method.variant()] if method.variant() else []
     if spec.weights is not None:
         identity["weights_sha256"] = sha256_file(spec.weights)
@@ -702,7 +750,8 @@ def run(spec: RunSpec) -> RunOutput:
     control = init_control_spec(spec, method)
     init_control, control_output = None, None
     if control is not None:
-        init_control = run_identity(control, method, videos.fingerprint())[2]
+        control_method = method if control.method == spec.method else build_method(control)
+        init_control = run_identity(control, control_method, videos.fingerprint())[2]
         if spec.init_control and spec.stop_after is None and not spec.reuse_only:
             control_output = run(control)  # the paired control first: this encoder at its own initialisation
     method, digest, record = obtain_encoder(spec, method, run_dir, videos, meta, trained)
@@ -727,6 +776,7 @@ def run(spec: RunSpec) -> RunOutput:
             pretrain={k: record.get(k) for k in ("pretrain", "selected", "batchnorm") if k in record},
             init_control=init_control, wall_s={"pretrain": round(pretrain_s, 1)}, rerun=rerun_info(spec),
             dataset_options=spec.dataset_options, faces_folder=run_dir, **recipe_extra(spec, method, record),
+            **weights_record(method),
         )
         write_result(layout.results.root, result)
         output.results.append(result)

@@ -31,6 +31,7 @@ def test_unknown_backbone_suggests():
 def test_imagenet_weights_absent_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # never the network in tests
     with pytest.raises(UserError, match="not in the local cache"):
         Encoder("resnet18", pretrained="imagenet")
 

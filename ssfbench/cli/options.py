@@ -112,6 +112,14 @@ def invocation() -> tuple[str, ...]:
     return ("ssfbench", *sys.argv[1:])
 
 
+def _offline_callback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--offline``: the command runs with downloads off (:func:`ssfbench.weights.offline_mode`)."""
+    if value:
+        from ssfbench.weights import offline_mode
+
+        ctx.with_resource(offline_mode())
+
+
 #: the options of ``run``, ``pretrain``, ``embed`` and ``probe`` (the stages of one run share its identity)
 RUN_OPTIONS = [
     click.option("--method", "method_name", required=True, help="Registered method (see `ssfbench list methods`)."),
@@ -121,7 +129,8 @@ RUN_OPTIONS = [
     click.option("--epochs", type=click.IntRange(min=1), default=None, help="Pretraining epochs instead of --steps."),
     click.option("--image-size", type=click.IntRange(min=16), default=64, show_default=True, help="Input size of the encoder (and of the synthetic renderer)."),
     click.option("--backbone", default="resnet18", show_default=True, help="Any timm model name."),
-    click.option("--pretrained", default=None, help="Backbone init: 'imagenet' (timm weights, must be cached locally) or a state-dict path."),
+    click.option("--pretrained", default=None, metavar="imagenet|default|PATH", help="Backbone weights: 'imagenet' = torchvision's ImageNet weights as the paper's authors loaded them (resnet18-f37072fd.pth; densenet121, mobilenetv2_100, any backbone with a timm *.tv_in1k tag); 'default' = timm's default pretrained tag of --backbone (e.g. vit_small_patch14_dinov2.lvd142m, hf-hub:ORG/REPO); PATH = a local state dict (torchvision or timm layout, .pth or .safetensors). Downloaded into the torch hub / Hugging Face cache when online; their data config (input size, mean/std, crop) becomes the default preprocessing. See docs/pretrained-weights.md."),
+    click.option("--offline", is_flag=True, expose_value=False, callback=_offline_callback, help="Never download weights: use the torch hub / Hugging Face caches only (as HF_HUB_OFFLINE=1 does); a missing file is an error saying how to fetch it."),
     click.option("--weights", type=click.Path(path_type=Path), default=None, help="Load this checkpoint instead of pretraining."),
     click.option("--bn-stats", type=click.Choice(["checkpoint", "data"]), default="checkpoint", show_default=True, help="BatchNorm statistics of the trained (or --weights) encoder: what training left (the file's own), or re-estimated on 2,048 seeded frames of --pretrain-data's training split for the seed, as the random floor and every step-0 control get theirs. A control, variant bn=data: is a trained encoder's gain over its own initialisation its weights or its statistics? It reuses (or trains) the run without it."),
     click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of initialisation, sampling and probe."),
@@ -142,7 +151,7 @@ RUN_OPTIONS = [
     click.option("--resume/--fresh", default=True, show_default=True, help="--resume: continue an interrupted run from the last.pt in its run folder, and an interrupted embedding from its partial cache (the default: rerunning the same command resumes). --fresh: discard this run's checkpoints and pretrain from scratch."),
     click.option("--checkpoint-every", type=click.IntRange(min=0), default=0, show_default=True, help="Also write the resume state (last.pt) every N pretraining steps; 0: at epoch ends and every 10 minutes. Never changes the numbers."),
     click.option("--embed-batch-size", type=click.IntRange(min=1), default=256, hidden=True, help="Rows per embedding batch and resumable cache block."),
-    click.option("--init-control/--no-init-control", default=True, show_default=True, help="run: also score a pretrained method at its own initialisation (the same run at --steps 0, BatchNorm statistics re-estimated like the random floor's), the paired control `compare` measures its gain against."),
+    click.option("--init-control/--no-init-control", default=True, show_default=True, help="run: also score a pretrained method at its own initialisation (the same run at --steps 0, BatchNorm statistics re-estimated like the random floor's; with --pretrained, the frozen row of those weights, e.g. 'ResNet-18 ImageNet (torchvision)'), the paired control `compare` measures its gain against."),
     click.option("--quiet", is_flag=True, help="No progress bars."),
     click.option("--log", type=click.Choice(["tensorboard"]), default=None, help="Also log the pretraining curve (loss, validation metric, learning rate, frames/s) as TensorBoard events under runs/<run_id>/tb/ (needs pip install 'ssfbench[tensorboard]'); runs/<run_id>/curve.csv is always written."),
     click.option("--check-sync-every", type=click.IntRange(min=0), default=0, hidden=True, help="Under torchrun: also compare the ranks' parameters every N pretraining steps (always at epoch ends)."),
