@@ -61,6 +61,37 @@ def is_prepared(root: Path | str) -> bool:
     return path.is_file() and h5py.is_hdf5(path)
 
 
+def is_our_store(path: Path | str) -> bool:
+    """True when ``path`` is an HDF5 file that ssfbench wrote (its ``format`` attribute names one
+    of our formats: prepared crops, a video index, prepared videos)."""
+    path = Path(path)
+    if not (path.is_file() and h5py.is_hdf5(path)):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return str(f.attrs.get("format", "")).startswith("ssfbench.")
+    except OSError:
+        return False
+
+
+def check_store_target(out: Path, root: Path | None) -> None:
+    """Refuse an ``--out`` that ``prepare`` must not write: an existing folder, an existing file
+    that is not one of our stores (it would be replaced), or a path inside the dataset copy at
+    ``root`` (ssfbench never writes into a copy). Each is a one-line :class:`UserError`."""
+    out = Path(out).expanduser()
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder; expected the path of the store file to write (e.g. "
+                        f"{out / 'store.h5'})")
+    if root is not None and Path(root).is_dir():
+        target, copy = out.resolve(), Path(root).expanduser().resolve()
+        if target == copy or copy in target.parents:
+            raise UserError(f"--out {out}: inside the dataset copy --root {root}; ssfbench never writes into a "
+                            f"dataset copy, choose a path outside it")
+    if out.exists() and not is_our_store(out):
+        raise UserError(f"--out {out}: exists and is not a store written by ssfbench; refusing to replace it "
+                        f"(choose another path, or remove the file yourself)")
+
+
 def _encode_jpeg(image: np.ndarray) -> np.ndarray:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="JPEG", quality=95)
@@ -106,6 +137,8 @@ def write_prepared(ds: Any, out: Path, *, codec: str = "jpeg", batch: int = 64, 
     if len(ds) == 0:
         raise UserError(f"{ds.name}: no rows to prepare")
     out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder; expected the path of the store file to write")
     if out.parent and not out.parent.exists():
         raise UserError(f"{out.parent}: folder does not exist")
     folds = ds.folds()
