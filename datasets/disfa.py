@@ -340,11 +340,10 @@ class DISFA(RealFrames):
         has no ``pts`` matrix, holds points of no known scheme, NaN, or points no similarity fits
         is a :class:`UserError` naming the file."""
         from scipy.io import loadmat
-        from scipy.io.matlab import MatReadError
 
         try:
             mat = loadmat(path)
-        except (OSError, ValueError, TypeError, MatReadError) as exc:
+        except Exception as exc:  # noqa: BLE001 - scipy's reader fails in many ways on a file that is not MAT
             raise UserError(f"{path}: unreadable landmark file (not a MAT file: {exc})") from None
         if "pts" not in mat:
             names = ", ".join(k for k in mat if not k.startswith("__")) or "none"
@@ -353,6 +352,8 @@ class DISFA(RealFrames):
         if pts.ndim != 2 or pts.shape[1] != 2 or not np.issubdtype(pts.dtype, np.number):
             raise UserError(f"{path}: 'pts' is a {'x'.join(map(str, pts.shape))} {pts.dtype} array, "
                             "expected 66x2 numbers")
+        if not np.isfinite(pts.astype(np.float64)).all():
+            raise UserError(f"{path}: unusable landmarks (not finite: NaN or inf in 'pts')")
         try:
             five = five_points(pts.astype(np.float64))
             alignment.alignment_matrix(five, self.image_size, self.options.get("margin", alignment.MARGIN))
