@@ -7,7 +7,9 @@ int8 ``[N, C]``, ``fold_role`` int8 ``[F, N]`` (1 test, 0 train, -1 neither) and
 either uint8 ``[N, S, S, 3]`` (codec ``raw``, gzip-compressed per frame) or one JPEG per row
 (codec ``jpeg``, quality 95, variable-length uint8). Attributes name the dataset, its labels and
 metric, the source root, options and fingerprint, the crop record and ``complete``. The file is
-written under a temporary name and renamed only when complete.
+written under a temporary name and renamed only when complete. ``prepare`` replaces only a store
+of ours, never writes into the dataset copy (:func:`check_store_target`), and a run that asks for
+larger crops than a store holds is refused (they would be upsampled while the result said otherwise).
 """
 
 from __future__ import annotations

@@ -20,8 +20,12 @@ seed (order- and download-independent). The probe trains on the 85% and is score
 fixed-hyper-parameter probe.
 
 Faces (``crop=align``, the default): aligned on the csv's 68 landmarks (iBUG order); a row whose
-landmarks are missing or not 136 numbers falls back to its csv box, made square (side = the larger
-of width and height, same centre; parts outside the image are black). ``crop=centre`` cuts the
+landmarks are missing, not 136 numbers, or not all inside the image (of the five alignment points)
+falls back to its csv box, made square (side = the larger of width and height, same centre; parts
+outside the image are black). A box that does not overlap its image at all is an error naming the
+image and the list line (``verify`` lists every one), never an all-black crop. Lists with a header
+are read by column name (a missing column is named); lists without one need all 9 columns; paths
+written with backslashes are read. ``crop=centre`` cuts the
 centre square instead (not the paper's; marked in tables). ``preprocessing()`` records it.
 """
 

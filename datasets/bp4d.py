@@ -8,7 +8,8 @@ Layout (folder names matched case-insensitively; ``--root`` may also be a parent
 
 Label files come in two header styles, both read by header name: the original integer header
 ``0,1,...,99`` (column N is AU N) and the re-released named header of about 35 columns
-(``1,1,2,4,5,...``; its first cell is meaningless). Column 0 is always the frame number. Codes:
+(``1,1,2,4,5,...``; its first cell is meaningless). Column 0 is always the frame number. Files
+are comma-separated; another separator (``;``, tab) is an error that names it. Codes:
 0 absent, 1 present, 9 unknown (masked as -1). Frame N of a CSV is image file number
 ``N + frame_offset`` (default 0), found whatever its zero padding (4, 3 or 2 digits: the adapter
 lists each task folder and matches numbers, not names).

@@ -16,7 +16,9 @@ disfa`` stores every crop once for later runs.
 Faces, the paper's way (``crop=align``, the default): when every subject has landmark files
 (``landmarks=auto``), each frame is aligned on its 66 landmarks (a frame without its own file uses
 the nearest frame's); otherwise on the 68 landmarks of the face dlib detects (the ``[faces]``
-extra). ``crop=centre`` cuts the centre square instead (not the paper's; marked in tables).
+extra). A landmark file that is not a MAT file, has no ``pts`` matrix, or holds points of another
+count, NaN or points no similarity fits is an error naming the file (``verify`` reads every one).
+``crop=centre`` cuts the centre square instead (not the paper's; marked in tables).
 ``preprocessing()`` says which.
 """
 

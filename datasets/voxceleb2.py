@@ -14,7 +14,10 @@ official test split is identity-disjoint from dev for held-out evaluation.
 
 Frame counts come from each mp4's header when first asked for (one container open per video);
 ``ssfbench datasets prepare voxceleb2 --root PATH --out index.h5`` stores the list and every count
-once, and ``--root voxceleb2=index.h5`` then opens without touching the videos. The face tracks
+once, and ``--root voxceleb2=index.h5`` then opens without touching the videos. ``verify`` decodes
+each video to its end and compares the count with the header (a clip cut short is an error), and
+checks that all clips share one frame size; reading a clip of another size than the first video's
+is an error naming both. The face tracks
 are already cropped (224x224, 25 fps), so frames are returned whole; ``preprocessing()`` says so.
 
 Reading for pretraining. Decoding H.264 from a random position means seeking to the keyframe
