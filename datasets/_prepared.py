@@ -7,7 +7,9 @@ int8 ``[N, C]``, ``fold_role`` int8 ``[F, N]`` (1 test, 0 train, -1 neither) and
 either uint8 ``[N, S, S, 3]`` (codec ``raw``, gzip-compressed per frame) or one JPEG per row
 (codec ``jpeg``, quality 95, variable-length uint8). Attributes name the dataset, its labels and
 metric, the source root, options and fingerprint, the crop record and ``complete``. The file is
-written under a temporary name and renamed only when complete.
+written under a temporary name and renamed only when complete. ``prepare`` replaces only a store
+of ours, never writes into the dataset copy (:func:`check_store_target`), and a run that asks for
+larger crops than a store holds is refused (they would be upsampled while the result said otherwise).
 """
 
 from __future__ import annotations
@@ -61,6 +63,37 @@ def is_prepared(root: Path | str) -> bool:
     return path.is_file() and h5py.is_hdf5(path)
 
 
+def is_our_store(path: Path | str) -> bool:
+    """True when ``path`` is an HDF5 file that ssfbench wrote (its ``format`` attribute names one
+    of our formats: prepared crops, a video index, prepared videos)."""
+    path = Path(path)
+    if not (path.is_file() and h5py.is_hdf5(path)):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return str(f.attrs.get("format", "")).startswith("ssfbench.")
+    except OSError:
+        return False
+
+
+def check_store_target(out: Path, root: Path | None) -> None:
+    """Refuse an ``--out`` that ``prepare`` must not write: an existing folder, an existing file
+    that is not one of our stores (it would be replaced), or a path inside the dataset copy at
+    ``root`` (ssfbench never writes into a copy). Each is a one-line :class:`UserError`."""
+    out = Path(out).expanduser()
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder; expected the path of the store file to write (e.g. "
+                        f"{out / 'store.h5'})")
+    if root is not None and Path(root).is_dir():
+        target, copy = out.resolve(), Path(root).expanduser().resolve()
+        if target == copy or copy in target.parents:
+            raise UserError(f"--out {out}: inside the dataset copy --root {root}; ssfbench never writes into a "
+                            f"dataset copy, choose a path outside it")
+    if out.exists() and not is_our_store(out):
+        raise UserError(f"--out {out}: exists and is not a store written by ssfbench; refusing to replace it "
+                        f"(choose another path, or remove the file yourself)")
+
+
 def _encode_jpeg(image: np.ndarray) -> np.ndarray:
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="JPEG", quality=95)
@@ -106,6 +139,8 @@ def write_prepared(ds: Any, out: Path, *, codec: str = "jpeg", batch: int = 64, 
     if len(ds) == 0:
         raise UserError(f"{ds.name}: no rows to prepare")
     out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder; expected the path of the store file to write")
     if out.parent and not out.parent.exists():
         raise UserError(f"{out.parent}: folder does not exist")
     folds = ds.folds()

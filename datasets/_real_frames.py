@@ -129,6 +129,10 @@ class RealFrames(LabeledFrames):
                 if stored.get(key) != value:
                     raise UserError(f"{root}: prepared with {key}={stored.get(key)!r}, not {value!r}; "
                                     f"prepare it again with --set {key}={value}")
+            if store.image_size < int(image_size):  # its crops would be upsampled, the result say otherwise
+                raise UserError(f"{root}: holds {store.image_size}-pixel face crops, smaller than --image-size "
+                                f"{image_size}; pass --image-size {store.image_size} (or less), or prepare it "
+                                f"again with --image-size {image_size}")
             return store
         ds = cls(require_root(root, cls.name), image_size=image_size, seed=seed, **options)
         ds.problems.raise_errors(cls.name, ds.root)

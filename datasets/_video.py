@@ -23,6 +23,16 @@ from ssfbench.errors import UserError
 SEEK_GAP = 24
 
 
+def decoded_summary(checked: int, total: int, failed: int, frames: int) -> str:
+    """``verify``'s line about decoding ``checked`` of ``total`` videos, ``failed`` of which had a
+    problem (each listed as an error), ``frames`` decoded from the others."""
+    what = "all" if checked == total else f"a random sample of {checked} of"
+    if not failed:
+        return f"{what} {total} videos decoded ({frames} frames)"
+    return (f"{what} {total} videos checked: {checked - failed} decoded ({frames} frames), "
+            f"{failed} with errors (listed below)")
+
+
 class DecodeCount:
     """Frames this process has decoded with PyAV so far (what the read benchmarks divide by)."""
 

@@ -20,8 +20,12 @@ seed (order- and download-independent). The probe trains on the 85% and is score
 fixed-hyper-parameter probe.
 
 Faces (``crop=align``, the default): aligned on the csv's 68 landmarks (iBUG order); a row whose
-landmarks are missing or not 136 numbers falls back to its csv box, made square (side = the larger
-of width and height, same centre; parts outside the image are black). ``crop=centre`` cuts the
+landmarks are missing, not 136 numbers, or not all inside the image (of the five alignment points)
+falls back to its csv box, made square (side = the larger of width and height, same centre; parts
+outside the image are black). A box that does not overlap its image at all is an error naming the
+image and the list line (``verify`` lists every one), never an all-black crop. Lists with a header
+are read by column name (a missing column is named); lists without one need all 9 columns; paths
+written with backslashes are read. ``crop=centre`` cuts the
 centre square instead (not the paper's; marked in tables). ``preprocessing()`` records it.
 """
 
@@ -32,13 +36,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from ssfbench.alignment import five_points
 from ssfbench.data import Fold
 from ssfbench.datasets._digest import stable_fraction
-from ssfbench.datasets._faces import square_box
+from ssfbench.datasets._faces import read_aligned, read_face, sample_indices, square_box, thread_map
 from ssfbench.datasets._files import entries, find_path, read_rows, read_text, relative
 from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, RealFrames
+from ssfbench.errors import UserError
 from ssfbench.options import Option
 
 COLUMNS: tuple[str, ...] = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
@@ -65,6 +71,7 @@ class AffectNet(RealFrames):
     # ---- scanning --------------------------------------------------------------------------
     def _scan(self) -> None:
         self.splits = np.array([], dtype=str)
+        self.sources = np.array([], dtype=str)  # "<list> line <n>" of every row
         self._listing: dict[str, set[str] | None] = {}
         training, validation = self._find_lists()
         if training is None:
@@ -121,8 +128,19 @@ class AffectNet(RealFrames):
         if df.empty:
             self.problems.error("empty label file", path, "no rows")
             return None
-        if df.iloc[0, 0].strip() == COLUMNS[0]:
+        if df.iloc[0, 0].strip() == COLUMNS[0]:  # a header: columns are found by name
+            names = [str(c).strip() for c in df.iloc[0]]
+            missing = [c for c in COLUMNS[:7] if c not in names]
+            if missing:
+                self.problems.error("missing column", f"{path} line 1",
+                                    f"no {', '.join(missing)} column (the header has {','.join(names)})")
+                return None
             df, lines = df.iloc[1:], lines[1:]
+            df = pd.DataFrame({j: df[names.index(c)] if c in names else "" for j, c in enumerate(COLUMNS)})
+        elif df.shape[1] < len(COLUMNS):
+            self.problems.error("missing column", path,
+                                f"{df.shape[1]} fields per line, expected {len(COLUMNS)} ({','.join(COLUMNS)})")
+            return None
         df = df.reindex(columns=range(len(COLUMNS)), fill_value="")
         cells = df.apply(lambda col: col.str.strip())
         null = (cells == "NULL").any(axis=1).to_numpy()
@@ -145,7 +163,8 @@ class AffectNet(RealFrames):
         for line, c in zip(lines[dropped], code[dropped]):
             self.problems.skip("expression code 8-10 dropped", f"{path} line {line}", f"code {int(c)} ({DROPPED[int(c)]})")
         keep = good & ~dropped
-        return pd.DataFrame({"key": cells[0].to_numpy()[keep], "line": lines[keep], "file": path.name,
+        keys = cells[0].str.replace("\\", "/", regex=False)  # lists written on Windows
+        return pd.DataFrame({"key": keys.to_numpy()[keep], "line": lines[keep], "file": path.name,
                              "code": code[keep].astype(np.int64), "x": box[keep, 0], "y": box[keep, 1],
                              "w": box[keep, 2], "h": box[keep, 3], "split": split,
                              "landmarks": cells[5].to_numpy()[keep]})
@@ -199,6 +218,7 @@ class AffectNet(RealFrames):
         self.targets = np.eye(len(CLASSES), dtype=np.int8)[table["code"].to_numpy()]
         self.paths = (prefix + table["key"]).to_numpy(str)
         self.splits = table["split"].to_numpy(str)
+        self.sources = (table["file"] + " line " + table["line"].astype(str)).to_numpy(str)
         for split in ("train", "test"):
             if not (self.splits == split).any():
                 self.problems.error("empty split", self.root, f"no usable {split} images (the fold needs both)")
@@ -207,11 +227,86 @@ class AffectNet(RealFrames):
         self.points = np.stack([_five(text) for text in table["landmarks"]]).astype(np.float32).reshape(-1, 5, 2)
         self.landmark_source = "csv facial_landmarks (68 points)"
 
+    # ---- faces outside the image ------------------------------------------------------------
+    def _face_fit(self, index: int, width: int, height: int) -> str:
+        """How row ``index``'s face fits its ``width`` x ``height`` image: ``landmarks`` (all five
+        alignment points inside it), ``box`` (no landmarks, or some outside: the csv box, which
+        overlaps the image) or ``outside`` (the box does not overlap the image: the crop would be black)."""
+        points = self.face_points(index)
+        if points is not None and ((points >= 0) & (points <= (width, height))).all():
+            return "landmarks"
+        left, top, right, bottom = map(float, self.boxes[index])
+        return "box" if left < width and top < height and right > 0 and bottom > 0 else "outside"
+
+    def _outside_message(self, index: int, width: int, height: int) -> str:
+        box = ", ".join(f"{v:g}" for v in self.boxes[index])
+        return (f"listed in {self.sources[index]}: its face box (left, top, right, bottom = {box}) lies outside "
+                f"the {width}x{height} image" + (" and so do its landmarks" if self.face_points(index) is not None
+                                                  else ""))
+
+    def read_image(self, index: int) -> np.ndarray:
+        """Row ``index`` as a uint8 face crop: aligned on its landmarks when all five alignment points
+        lie in the image, else its csv box; a box outside the image is a :class:`UserError` naming the
+        file and the list line (never an all-black crop)."""
+        if not self.aligned:
+            return super().read_image(index)
+        path = self.root / self.paths[index]
+        width, height = image_size(path)
+        fit = self._face_fit(index, width, height)
+        if fit == "outside":
+            raise UserError(f"{path}: {self._outside_message(index, width, height)}")
+        if fit == "landmarks":
+            self._count("landmarks", index)
+            return read_aligned(path, self.matrix(self.face_points(index), index), self.image_size)
+        self._count("box", index)
+        return read_face(path, tuple(map(float, self.boxes[index])), self.image_size)
+
+    def check_media(self, sample: int | None = None) -> None:
+        """Decode the images (see :meth:`RealFrames.check_media`), then check every row's face
+        against its image's size: landmarks outside it are a note (the box is used), a box outside
+        it an error."""
+        super().check_media(sample)
+        if not self.aligned or not len(self):
+            return
+        rows = sample_indices(len(self), sample)
+
+        def size(index: int) -> tuple[int, int] | None:
+            try:
+                return image_size(self.root / self.paths[index])
+            except UserError:
+                return None  # unreadable: reported by the decoding check
+
+        for index, wh in zip(rows.tolist(), thread_map(size, rows.tolist())):
+            if wh is None:
+                continue
+            fit = self._face_fit(index, *wh)
+            if fit == "outside":
+                self.problems.error("face box outside the image", self.root / self.paths[index],
+                                    self._outside_message(index, *wh))
+            elif fit == "box" and self.face_points(index) is not None:
+                self.problems.note("landmarks outside the image (the csv box is used)",
+                                   self.root / self.paths[index], f"listed in {self.sources[index]}")
+
     # ---- protocol --------------------------------------------------------------------------
     def folds(self) -> list[Fold]:
         """One fold: train on 85% of training.csv, test on the other 15% (validation not used)."""
         return [Fold("test", np.flatnonzero(self.splits == "train"), np.flatnonzero(self.splits == "test"))]
 
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of the image at ``path`` as displayed (EXIF rotations by 90 degrees
+    swap them), read from its header only. A missing or corrupt file is a :class:`UserError`."""
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            if im.getexif().get(0x0112) in (5, 6, 7, 8):
+                width, height = height, width
+            return width, height
+    except FileNotFoundError:
+        raise UserError(f"{path}: image not found") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise UserError(f"{path}: unreadable image ({exc})") from None
 
 
 def _five(text: str) -> np.ndarray:

@@ -8,7 +8,8 @@ Layout (folder names matched case-insensitively; ``--root`` may also be a parent
 
 Label files come in two header styles, both read by header name: the original integer header
 ``0,1,...,99`` (column N is AU N) and the re-released named header of about 35 columns
-(``1,1,2,4,5,...``; its first cell is meaningless). Column 0 is always the frame number. Codes:
+(``1,1,2,4,5,...``; its first cell is meaningless). Column 0 is always the frame number. Files
+are comma-separated; another separator (``;``, tab) is an error that names it. Codes:
 0 absent, 1 present, 9 unknown (masked as -1). Frame N of a CSV is image file number
 ``N + frame_offset`` (default 0), found whatever its zero padding (4, 3 or 2 digits: the adapter
 lists each task folder and matches numbers, not names).
@@ -170,7 +171,16 @@ class BP4D(RealFrames):
         if not cells:
             self.problems.error("empty label file", path, "no header and no rows")
             return None
+        if len(cells) == 1 and (sep := _separator(cells[0])) is not None:
+            self.problems.error("unrecognised separator", f"{path} line 1",
+                                f"fields separated by {sep!r}, expected ',' (the official AU_OCC files are "
+                                f"comma-separated): {cells[0][:30]}...")
+            return None
         columns = header_aus(cells)
+        if columns is not None and not columns:
+            self.problems.error("unrecognised header", f"{path} line 1",
+                                f"names no AU column (expected 0,1,...,99 or AU numbers), got {','.join(cells[:6])}")
+            return None
         if columns is None:
             self.problems.error("unrecognised header", f"{path} line 1",
                                 f"expected 0,1,...,99 or AU numbers, got {','.join(cells[:6])},...")
@@ -305,6 +315,15 @@ class BP4D(RealFrames):
             return "centre square of each frame (crop=centre: not the paper's preprocessing)"
         return ("aligned on " + (self.landmark_source or "the landmarks of the face dlib detects")
                 + " (official 2-D landmark files: location unverified, not read)")
+
+
+def _separator(line: str) -> str | None:
+    """The separator other than ',' that a one-field header line is split by (``;``, tab,
+    ``|`` or blanks), or None."""
+    for sep in (";", "\t", "|"):
+        if sep in line:
+            return sep
+    return " " if len(line.split()) > 1 else None
 
 
 def _read_list(path: Path) -> list[str]:

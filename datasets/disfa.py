@@ -16,7 +16,9 @@ disfa`` stores every crop once for later runs.
 Faces, the paper's way (``crop=align``, the default): when every subject has landmark files
 (``landmarks=auto``), each frame is aligned on its 66 landmarks (a frame without its own file uses
 the nearest frame's); otherwise on the 68 landmarks of the face dlib detects (the ``[faces]``
-extra). ``crop=centre`` cuts the centre square instead (not the paper's; marked in tables).
+extra). A landmark file that is not a MAT file, has no ``pts`` matrix, or holds points of another
+count, NaN or points no similarity fits is an error naming the file (``verify`` reads every one).
+``crop=centre`` cuts the centre square instead (not the paper's; marked in tables).
 ``preprocessing()`` says which.
 """
 
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ssfbench import alignment
 from ssfbench.alignment import five_points
 from ssfbench.data import Fold
 from ssfbench.datasets._faces import sample_indices
@@ -48,7 +51,7 @@ from ssfbench.datasets._files import (
 )
 from ssfbench.datasets._folds import load_parts, standard_folds
 from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, RealFrames
-from ssfbench.datasets._video import VideoReader
+from ssfbench.datasets._video import VideoReader, decoded_summary
 from ssfbench.errors import UserError
 from ssfbench.options import Option
 
@@ -332,18 +335,42 @@ class DISFA(RealFrames):
         files = self._landmarks.get(self.subjects[index])
         if not files:
             return None
+        return self._landmark_points(self._landmark_path(index))
+
+    def _landmark_path(self, index: int) -> Path:
+        """The landmark file of row ``index``: its frame's, else the nearest frame's."""
+        files = self._landmarks[self.subjects[index]]
         vframe = int(self.vframes[index])
         keys = self._landmark_keys.get(self.subjects[index]) or self._landmark_keys.setdefault(
             self.subjects[index], sorted(files))
         k = bisect.bisect_left(keys, vframe)
-        path = files[min(keys[max(0, k - 1):k + 1], key=lambda x: abs(x - vframe))]
-        try:
-            from scipy.io import loadmat
+        return files[min(keys[max(0, k - 1):k + 1], key=lambda x: abs(x - vframe))]
 
-            pts = np.asarray(loadmat(path)["pts"], dtype=np.float64).reshape(-1, 2)
-            return five_points(pts)
-        except (OSError, KeyError, ValueError) as exc:
-            raise UserError(f"{path}: unreadable landmark file ({exc})") from None
+    def _landmark_points(self, path: Path) -> np.ndarray:
+        """The five alignment points of the landmark file ``path``; a file that is not a MAT file,
+        has no ``pts`` matrix, holds points of no known scheme, NaN, or points no similarity fits
+        is a :class:`UserError` naming the file."""
+        from scipy.io import loadmat
+
+        try:
+            mat = loadmat(path)
+        except Exception as exc:  # noqa: BLE001 - scipy's reader fails in many ways on a file that is not MAT
+            raise UserError(f"{path}: unreadable landmark file (not a MAT file: {exc})") from None
+        if "pts" not in mat:
+            names = ", ".join(k for k in mat if not k.startswith("__")) or "none"
+            raise UserError(f"{path}: landmark file without a 'pts' matrix (it holds: {names})")
+        pts = np.asarray(mat["pts"])
+        if pts.ndim != 2 or pts.shape[1] != 2 or not np.issubdtype(pts.dtype, np.number):
+            raise UserError(f"{path}: 'pts' is a {'x'.join(map(str, pts.shape))} {pts.dtype} array, "
+                            "expected 66x2 numbers")
+        if not np.isfinite(pts.astype(np.float64)).all():
+            raise UserError(f"{path}: unusable landmarks (not finite: NaN or inf in 'pts')")
+        try:
+            five = five_points(pts.astype(np.float64))
+            alignment.alignment_matrix(five, self.image_size, self.options.get("margin", alignment.MARGIN))
+        except ValueError as exc:
+            raise UserError(f"{path}: unusable landmarks ({exc})") from None
+        return five
 
     def read_image(self, index: int) -> np.ndarray:
         """Row ``index``: its video frame, cropped and resized to uint8 ``[S, S, 3]``."""
@@ -381,21 +408,40 @@ class DISFA(RealFrames):
         fewer decodable frames than the labels need, is an error."""
         subjects = sorted(self._videos)
         chosen = sample_indices(len(subjects), sample)
-        total = 0
+        total = failed = 0
+        reported = {p.where for p in self.problems.errors if p.kind == "unreadable video"}
         for i in chosen:
             subject = subjects[i]
             video = self._videos[subject]
+            if str(video) in reported:  # the scan could not open it: one report per video
+                failed += 1
+                continue
             try:
                 n = VideoReader(video).count_decodable()
             except UserError as exc:
                 self.problems.error("unreadable video", video, str(exc).split(": ", 1)[-1])
+                failed += 1
                 continue
             total += n
             rows = self.vframes[self.subjects == subject]
             if len(rows) and rows.max() >= n:
                 self.problems.error("video shorter than its labels", video,
                                     f"{n} decodable frames; labels need frame index {int(rows.max())}")
-        what = "all" if len(chosen) == len(subjects) else f"a random sample of {len(chosen)} of"
-        self.media_checked = f"{what} {len(subjects)} videos decoded ({total} frames)"
+                failed += 1
+        self.media_checked = decoded_summary(len(chosen), len(subjects), failed, total)
+        self.check_landmarks(sample)
         self.check_faces(sample)
+
+    def check_landmarks(self, sample: int | None = None) -> None:
+        """Read the landmark file of every row (or of ``sample`` of the files the rows use): each
+        unreadable or unusable one is an error naming the file (what a run would refuse)."""
+        if not self._landmarks or not self.aligned:
+            return
+        used = sorted({self._landmark_path(i) for i in range(len(self))})
+        for k in sample_indices(len(used), sample).tolist():
+            try:
+                self._landmark_points(used[k])
+            except UserError as exc:
+                where, _, why = str(exc).partition(": ")
+                self.problems.error("unusable landmark file", where, why)
 

@@ -14,7 +14,10 @@ official test split is identity-disjoint from dev for held-out evaluation.
 
 Frame counts come from each mp4's header when first asked for (one container open per video);
 ``ssfbench datasets prepare voxceleb2 --root PATH --out index.h5`` stores the list and every count
-once, and ``--root voxceleb2=index.h5`` then opens without touching the videos. The face tracks
+once, and ``--root voxceleb2=index.h5`` then opens without touching the videos. ``verify`` decodes
+each video to its end and compares the count with the header (a clip cut short is an error), and
+checks that all clips share one frame size; reading a clip of another size than the first video's
+is an error naming both. The face tracks
 are already cropped (224x224, 25 fps), so frames are returned whole; ``preprocessing()`` says so.
 
 Reading for pretraining. Decoding H.264 from a random position means seeking to the keyframe
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,7 +54,7 @@ from ssfbench.datasets._digest import Digest, stable_fraction
 from ssfbench.datasets._faces import sample_indices
 from ssfbench.datasets._files import entries, find_child, relative, require_root, subdirs
 from ssfbench.datasets._problems import Problems
-from ssfbench.datasets._video import VideoReader
+from ssfbench.datasets._video import VideoReader, decoded_summary
 from ssfbench.datasets._video_runs import decode_run
 from ssfbench.errors import UserError
 from ssfbench.fileio import atomic_write_bytes
@@ -87,6 +90,7 @@ class VoxCeleb2(VideoSource):
         self.problems = problems or Problems()
         self.options = options or {}
         self._readers: OrderedDict[int, VideoReader] = OrderedDict()
+        self._frame_size: tuple[int, int] | None = None  # (width, height) of the first video, once read
         self.windows_per_visit = int(self.options.get("windows_per_visit", self.OPTIONS["windows_per_visit"].default))
         if self.windows_per_visit < 1:
             raise UserError(f"{self.name}: windows_per_visit must be at least 1, got {self.windows_per_visit}")
@@ -217,14 +221,31 @@ class VoxCeleb2(VideoSource):
         if not idx:
             w, h = self._reader(video).size
             return np.zeros((0, h, w, 3), np.uint8)
-        return np.stack([decoded[i] for i in idx])
+        return self._same_size(video, np.stack([decoded[i] for i in idx]))
+
+    def _same_size(self, video: int, frames: np.ndarray) -> np.ndarray:
+        """``frames`` of ``video`` when their size is that of the first video (every clip of a copy
+        must have one frame size to be batched); else a :class:`UserError` naming both videos."""
+        if self._frame_size is None:
+            reader = VideoReader(self.path(0))
+            try:
+                self._frame_size = reader.size
+            finally:
+                reader.close()
+        w, h = self._frame_size
+        if frames.shape[1:3] != (h, w):
+            raise UserError(f"{self.path(video)}: frames of {frames.shape[2]}x{frames.shape[1]}, but "
+                            f"{self.path(0)} has {w}x{h}; every clip must have one frame size (the official "
+                            f"face tracks are 224x224): re-encode or remove the odd ones (`ssfbench datasets "
+                            f"verify {self.name} --sample 0` lists them)")
+        return frames
 
     def read_windows(self, video: int, windows: Sequence[Sequence[int]]) -> list[np.ndarray]:
         """Several windows of ``video`` (frame lists), decoded together in one forward pass over the
         span they cover; each as uint8 ``[T, H, W, 3]``, the same pixels :meth:`read_frames` gives."""
         self._check(video)
         decoded = decode_run(self.path(video), (f for frames in windows for f in frames))
-        return [np.stack([decoded[int(f)] for f in frames]) for frames in windows]
+        return [self._same_size(video, np.stack([decoded[int(f)] for f in frames])) for frames in windows]
 
     def preprocessing(self) -> dict[str, Any]:
         """Frames are the official face-track crops, returned whole."""
@@ -260,20 +281,42 @@ class VoxCeleb2(VideoSource):
         return Report(dataset=cls.name, root=str(user_root), facts=facts, labels=[], problems=ds.problems)
 
     def check_media(self, sample: int | None) -> None:
-        """Decode ``sample`` randomly chosen videos (all when 0) to their end; failures are errors."""
+        """Decode ``sample`` randomly chosen videos (all when 0) to their end; a video that does not
+        decode, decodes fewer frames than its header says (cut short), or whose frame size differs
+        from the most common one is an error (one per video)."""
         chosen = sample_indices(len(self), sample)
         frames = 0
-        for v in chosen:
+        failed: set[int] = set()
+        sizes: dict[int, tuple[int, int]] = {}
+        for v in chosen.tolist():
+            reader = VideoReader(self.path(v))
             try:
-                n = VideoReader(self.path(int(v))).count_decodable()
+                n = reader.count_decodable()
+                header = reader.num_frames
+                sizes[v] = reader.size
             except UserError as exc:
-                self.problems.error("unreadable video", self.path(int(v)), str(exc).split(": ", 1)[-1])
+                self.problems.error("unreadable video", self.path(v), str(exc).split(": ", 1)[-1])
+                failed.add(v)
                 continue
+            finally:
+                reader.close()
             frames += n
             if n == 0:
-                self.problems.error("video without frames", self.path(int(v)))
-        what = "all" if len(chosen) == len(self) else f"a random sample of {len(chosen)} of"
-        self.media_checked = f"{what} {len(self)} videos decoded ({frames} frames)"
+                self.problems.error("video without frames", self.path(v))
+                failed.add(v)
+            elif n < header:
+                self.problems.error("video shorter than its header", self.path(v),
+                                    f"{n} frames decode, its header says {header} (cut short?)")
+                failed.add(v)
+        if len(set(sizes.values())) > 1:
+            common, k = Counter(sizes.values()).most_common(1)[0]
+            for v, size in sizes.items():
+                if size != common:
+                    self.problems.error("frame size differs", self.path(v),
+                                        f"{size[0]}x{size[1]}, while {k} of the {len(sizes)} videos checked are "
+                                        f"{common[0]}x{common[1]}")
+                    failed.add(v)
+        self.media_checked = decoded_summary(len(chosen), len(self), len(failed), frames)
 
     @classmethod
     def prepare(cls, root: Path | None, out: Path, *, image_size: int = 0, codec: str = "", progress: bool = True,

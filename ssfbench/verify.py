@@ -101,8 +101,12 @@ def verify(name: str, root: Path | None, *, options: dict[str, Any] | None = Non
 def prepare(name: str, root: Path | None, out: Path, *, image_size: int = 256, codec: str | None = None,
             options: dict[str, Any] | None = None) -> Path:
     """Write the prepared store of dataset ``name`` (decoded, cropped frames, or a video index)
-    to ``out`` atomically; returns ``out``."""
+    to ``out`` atomically; returns ``out``. An ``out`` that is a folder, an existing file that is
+    not one of our stores, or a path inside the copy at ``root`` is refused before anything is read."""
+    from ssfbench.datasets._prepared import check_store_target
+
     cls = _dataset_class(name, "prepare")
+    check_store_target(out, root)
     given = {"codec": codec} if codec is not None else {}  # None: the adapter's own default
     return cls.prepare(root, out, image_size=image_size, **given, **(options or {}))
 

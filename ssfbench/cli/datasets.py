@@ -62,7 +62,8 @@ def verify_cmd(name: str, root: Path, settings: tuple[str, ...], quick: bool, sa
               help="Folder of your copy, in the layout the owners ship (not for synth-vox).")
 @_SET
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Store to write (default: <name>-<size>.h5 here; voxceleb2: <name>-index.h5).")
+              help="Store to write (default: <name>-<size>.h5 here; voxceleb2: <name>-index.h5). Only a "
+                   "store of ssfbench is replaced; never inside --root.")
 @click.option("--image-size", type=int, default=256, show_default=True, help="Side of the stored face crops.")
 @click.option("--codec", type=click.Choice(["jpeg", "raw"]), default=None,
               help="jpeg (quality 95, compact; the default for face crops) or raw uint8 (lossless; video stores).")

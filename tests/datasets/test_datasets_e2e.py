@@ -74,7 +74,7 @@ def test_prepared_store_replaces_the_copy(codec, roots, tmp_path):
     out = tmp_path / f"bp4d-{codec}.h5"
     BP4D.prepare(roots["bp4d"], out, image_size=24, codec=codec)
     direct = BP4D.open(roots["bp4d"], image_size=24)
-    store = BP4D.open(out)
+    store = BP4D.open(out, image_size=24)
     assert isinstance(store, PreparedFrames) and store.name == "bp4d" and store.metric == "f1"
     assert np.array_equal(store.keys, direct.keys) and np.array_equal(store.targets, direct.targets)
     assert [(f.name, f.train.tolist(), f.test.tolist()) for f in store.folds()] == \
