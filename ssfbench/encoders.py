@@ -37,10 +37,14 @@ def create_trunk(backbone: str, pretrained: str | None = None) -> nn.Module:
     trunk = timm.create_model(backbone, pretrained=False, num_classes=0)
     revive_zero_init(trunk)
     if pretrained:
+        from ssfbench.safeload import read_torch_file
+
         path = Path(pretrained)
-        if not path.is_file():
-            raise UserError(f"{path}: backbone weights file not found")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_torch_file(path, "backbone weights file")  # never runs the file's code
+        if isinstance(state, nn.Module):  # a pickled model object (read under --trust-weights)
+            state = state.state_dict()
+        if not isinstance(state, dict):
+            raise UserError(f"{path}: expected a {backbone} state dict, got {type(state).__name__}")
         missing, unexpected = trunk.load_state_dict(state, strict=False)
         if missing:
             raise UserError(f"{path}: not a {backbone} state dict (missing keys: {', '.join(missing[:5])} ...)")

@@ -263,9 +263,13 @@ def save_resume_state(path: Path, method: Method, optimizer: torch.optim.Optimiz
 def load_resume_state(path: Path, device: torch.device) -> dict[str, Any]:
     """The payload of ``last.pt`` (``payload["state"]`` as stored: read it with
     :meth:`LoopState.from_dict`); an unreadable file is a :class:`UserError` suggesting ``--fresh``."""
-    try:
-        saved = torch.load(path, map_location=device, weights_only=False)
+    from ssfbench.safeload import UnsafeFileError, read_torch_file
+
+    try:  # never runs the file's code: a replaced last.pt is refused (--trust-weights or --fresh)
+        saved = read_torch_file(path, "resume state", map_location=device, hint=" (or --fresh to start over)")
         saved["state"]["step"]
+    except UnsafeFileError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"{path}: cannot resume from this file ({type(exc).__name__}); "
                         "rerun with --fresh to start over") from None

@@ -78,9 +78,27 @@ def training_step(optimizer: torch.optim.Optimizer, device: torch.device,
     return loss
 
 
+def _numpy_state() -> dict[str, Any]:
+    """numpy's global RNG state as tensors and plain data (what ``torch.load(weights_only=True)`` reads
+    back without any allowlist): ``np.random.get_state(legacy=False)`` with its key as an int64 tensor."""
+    state = np.random.get_state(legacy=False)
+    inner = state["state"]
+    return {**state, "state": {**inner, "key": torch.from_numpy(inner["key"].astype(np.int64))}}
+
+
+def _numpy_state_from(saved: Any) -> Any:
+    """What ``np.random.set_state`` takes, from :func:`_numpy_state`'s form or numpy's own tuple (older
+    ``last.pt`` files)."""
+    if not isinstance(saved, dict):
+        return saved
+    key = saved["state"]["key"]
+    key = key.numpy() if isinstance(key, torch.Tensor) else np.asarray(key)
+    return {**saved, "state": {**saved["state"], "key": key.astype(np.uint32)}}
+
+
 def rng_states() -> dict[str, Any]:
     """Every global RNG state a training step could read (torch, CUDA, numpy, python)."""
-    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    states = {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -90,7 +108,7 @@ def set_rng_states(states: dict[str, Any]) -> None:
     """Restore what :func:`rng_states` returned."""
     torch.set_rng_state(states["torch"].cpu())
     if "numpy" in states:
-        np.random.set_state(states["numpy"])
+        np.random.set_state(_numpy_state_from(states["numpy"]))
     if "python" in states:
         random.setstate(states["python"])
     if "cuda" in states and torch.cuda.is_available():
