@@ -103,6 +103,8 @@ def load_weights(method: Method, path: Path) -> None:
     payload = _read_torch_file(path, "weights file")
     if isinstance(payload, torch.nn.Module):  # a pickled model object (read under --trust-weights)
         payload = payload.state_dict()
+    if isinstance(payload, dict) and any(isinstance(v, torch.nn.Module) for v in payload.values()):  # e.g. the model object pickled under a key (``state_dict_model``)
+        payload = {k: v.state_dict() if isinstance(v, torch.nn.Module) else v for k, v in payload.items()}
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
         if payload["method"] != method.name:
             raise UserError(f"{path}: checkpoint of method {payload['method']!r}, not {method.name!r}")

@@ -181,6 +181,9 @@ def result_options(path: Path, command: click.Command) -> tuple[dict[str, Any], 
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: not a readable results JSON ({type(exc).__name__})") from None
     argv = ((result.get("rerun") or {}).get("argv") if isinstance(result, dict) else None) or []
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise UserError(f"{path}: its recorded command (rerun.argv) must be a JSON array of strings, "
+                        f"got {type(argv).__name__} {json.dumps(argv)[:80]}")
     if len(argv) < 2 or argv[1] not in RUN_STAGES:
         shown = " ".join(map(str, argv)) or "none"
         raise UserError(f"{path}: its recorded command ({shown}) is not an `ssfbench run` command; "
