@@ -208,3 +208,55 @@ def test_convert_refuses_bad_out(tmp_path, capsys):
     assert code == 2 and err.startswith("error: --out:") and err.count("\n") == 1
     with pytest.raises(UserError, match="not found"):
         read_torch_file(tmp_path / "missing.pth", "weights file")
+
+
+# ---- tour cases (issue 26) -------------------------------------------------------------------------
+
+def test_u12_negative_list_values_name_the_option(capsys):
+    code, _, err = run_main(["run", "--method", "ranking", "--k", "-1"], capsys)
+    assert code == 2 and err == "error: --k must be >= 1, got -1\n"
+    code, _, err = run_main(["run", "--method", "ranking", "--seeds", "-1"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "'--seeds': -1 is not in the range x>=0" in err
+
+
+def test_s10_t4_config_values_and_encoding(tmp_path, capsys):
+    config = tmp_path / "c.toml"
+    config.write_text('method = "ranking"\nimage-size = 32.5\n')
+    code, _, err = run_main(["run", "--config", str(config), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and err == f"error: {config}: key 'image-size': --image-size takes an integer, got 32.5\n"
+    config.write_text('method = "ranking"\n', encoding="utf-16")
+    code, _, err = run_main(["run", "--config", str(config), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "is not UTF-8 text" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_u8_rerun_of_a_string_argv_is_refused(tmp_path, capsys):
+    result = tmp_path / "r.json"
+    result.write_text(json.dumps({"rerun": {"argv": "ssfbench run --method ranking"}}))
+    code, _, err = run_main(["rerun", str(result)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "must be a JSON array of strings, got str" in err
+
+
+def test_u7_rerun_says_what_differs():
+    import ssfbench
+    from ssfbench.cli.rerun import provenance_differences
+
+    lines = provenance_differences({"rerun": {"git": {"commit": "0" * 40, "dirty": True}},
+                                    "protocol_version": "1", "schema": "ssfbench.result/2"})
+    text = " | ".join(lines)
+    assert "uncommitted changes to commit 000000000000" in text
+    assert f"protocol 1, rerun under {ssfbench.PROTOCOL_VERSION}" in text and "result schema ssfbench.result/2" in text
+    assert provenance_differences({"protocol_version": ssfbench.PROTOCOL_VERSION}) == []
+
+
+def test_u14_long_run_ids_are_bounded_short_ones_unchanged():
+    from ssfbench.runner import MAX_RUN_ID, RunSpec, build_method, run_identity
+
+    spec = RunSpec(method="ranking", overrides={"k": 2})
+    method = build_method(spec)
+    assert run_identity(spec, method, "f")[2] == "ranking-k2-resnet18-" + run_identity(spec, method, "f")[0][:8] + "-seed0"
+    long = RunSpec(method="ranking", overrides={"k": 2},
+                   dataset_options={"synth-vox": {f"option_{i}": "x" * 20 for i in range(12)}})
+    config_hash, variant, run_id = run_identity(long, build_method(long), "f")
+    assert len(variant) > 255 and len(run_id.encode()) <= MAX_RUN_ID
+    assert run_id.endswith(f"~-resnet18-{config_hash[:8]}-seed0")

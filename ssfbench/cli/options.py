@@ -29,7 +29,7 @@ def expand_list_options(argv: list[str]) -> list[str]:
     out: list[str] = []
     current = None
     for arg in argv:
-        if arg.startswith("-"):
+        if arg.startswith("-") and not (current is not None and _is_number(arg)):  # --k -1: a (bad) value
             current = arg if arg in LIST_OPTIONS else None
             if current is None:
                 out.append(arg)
@@ -39,6 +39,15 @@ def expand_list_options(argv: list[str]) -> list[str]:
         else:
             out.append(arg)
     return out
+
+
+def _is_number(arg: str) -> bool:
+    """Whether ``arg`` is a number (``-1``, ``-0.5``): after a list option it is a value, not a flag."""
+    try:
+        float(arg)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
