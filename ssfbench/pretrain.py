@@ -75,6 +75,7 @@ from ssfbench.method import Method
 from ssfbench.prefetch import prefetched
 from ssfbench.seeds import VALIDATION_WINDOWS, VIDEO_SPLIT
 from ssfbench.training import (
+    divergence_message,
     jitter,
     jitter_generator,
     make_optimizer,
@@ -437,7 +438,7 @@ def _train_step(loop: _Loop, loss_module: torch.nn.Module, frames: torch.Tensor,
     loss = training_step(loop.optimizer, device, lambda: loss_module(x))
     logged = float(_mean_over_ranks(loss.detach().float()))
     if not math.isfinite(logged):
-        raise UserError(f"pretraining diverged at step {step} (loss {logged}); lower --lr")
+        raise UserError(divergence_message("pretraining", step, logged))
     return logged, b * t
 
 

@@ -78,6 +78,15 @@ def training_step(optimizer: torch.optim.Optimizer, device: torch.device,
     return loss
 
 
+def divergence_message(what: str, step: int, loss: float) -> str:
+    """The one line for a non-finite loss at ``step`` (updates done before it). At step 0 no update has
+    happened, so the learning rate cannot be the cause: the initial weights or the input are."""
+    if step == 0:
+        return (f"{what}: the loss is {loss} at the first step, before any update (so not the learning rate): "
+                "the initial weights (--pretrained, --weights) or the input frames give non-finite values")
+    return f"{what} diverged at step {step} (loss {loss}); lower --lr"
+
+
 def _numpy_state() -> dict[str, Any]:
     """numpy's global RNG state as tensors and plain data (what ``torch.load(weights_only=True)`` reads
     back without any allowlist): ``np.random.get_state(legacy=False)`` with its key as an int64 tensor."""
@@ -115,5 +124,5 @@ def set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
 
 
-__all__ = ["make_optimizer", "jitter_generator", "jitter", "optimizer_step", "training_step", "rng_states",
+__all__ = ["divergence_message", "make_optimizer", "jitter_generator", "jitter", "optimizer_step", "training_step", "rng_states",
            "set_rng_states"]

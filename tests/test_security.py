@@ -260,3 +260,11 @@ def test_u14_long_run_ids_are_bounded_short_ones_unchanged():
     config_hash, variant, run_id = run_identity(long, build_method(long), "f")
     assert len(variant) > 255 and len(run_id.encode()) <= MAX_RUN_ID
     assert run_id.endswith(f"~-resnet18-{config_hash[:8]}-seed0")
+
+
+def test_u13_non_finite_loss_before_any_update_does_not_blame_the_lr():
+    from ssfbench.training import divergence_message
+
+    assert "lower --lr" not in divergence_message("pretraining", 0, float("nan"))
+    assert "before any update" in divergence_message("pretraining", 0, float("nan"))
+    assert divergence_message("pretraining", 5, float("inf")).endswith("lower --lr")
