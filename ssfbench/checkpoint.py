@@ -14,6 +14,7 @@ import ssfbench
 from ssfbench.errors import UserError
 from ssfbench.fileio import atomic_write_bytes, atomic_write_json
 from ssfbench.method import Method
+from ssfbench.safeload import read_torch_file
 
 FORMAT = "ssfbench.checkpoint/1"
 
@@ -64,13 +65,10 @@ def save_checkpoint(method: Method, path: Path, meta: dict[str, Any] | None = No
 
 
 def _read_torch_file(path: Path, what: str) -> Any:
-    """``torch.load`` on CPU; a missing or unreadable file is a one-line UserError naming it."""
-    if not path.is_file():
-        raise UserError(f"{path}: {what} not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any failure means the file is not usable
-        raise UserError(f"{path}: not a readable PyTorch {what} ({type(exc).__name__})") from None
+    """The file's contents on CPU, read without running its code (:func:`ssfbench.safeload.read_torch_file`:
+    a file of pickled Python objects needs ``--trust-weights``); a missing, unreadable or refused file
+    is a one-line UserError naming it."""
+    return read_torch_file(path, what)
 
 
 def load_checkpoint(path: Path) -> tuple[Method, str]:
@@ -106,6 +104,10 @@ def load_weights(method: Method, path: Path) -> None:
     shapes that do not fit raise ``UserError`` naming the missing and unexpected keys."""
     path = Path(path)
     payload = _read_torch_file(path, "weights file")
+    if isinstance(payload, torch.nn.Module):  # a pickled model object (read under --trust-weights)
+        payload = payload.state_dict()
+    if isinstance(payload, dict) and any(isinstance(v, torch.nn.Module) for v in payload.values()):  # e.g. the model object pickled under a key (``state_dict_model``)
+        payload = {k: v.state_dict() if isinstance(v, torch.nn.Module) else v for k, v in payload.items()}
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
         if payload["method"] != method.name:
             raise UserError(f"{path}: checkpoint of method {payload['method']!r}, not {method.name!r}")

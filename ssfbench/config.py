@@ -71,6 +71,9 @@ def read_config(path: Path) -> dict[str, Any]:
         raise UserError(f"--config: cannot read {path} ({exc.strerror or type(exc).__name__})") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"--config: {path} is not valid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"--config: {path} is not UTF-8 text (byte {exc.start}); TOML files are UTF-8: "
+                        "save it as UTF-8, not UTF-16") from None
 
 
 def to_default_map(command: click.Command, options: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -95,6 +98,10 @@ def to_default_map(command: click.Command, options: Mapping[str, Any], source: s
             value = tuple(value) if isinstance(value, list) else (value,)
         elif isinstance(value, list):
             raise UserError(f"{source}: key {key!r}: --{name} takes one value, got an array")
+        if isinstance(param.type, click.types.IntParamType):  # click would truncate 32.5 to 32
+            for item in value if isinstance(value, tuple) else (value,):
+                if isinstance(item, (bool, float)):
+                    raise UserError(f"{source}: key {key!r}: --{name} takes an integer, got {item!r}")
         out[param.name] = value
     return out
 
@@ -181,6 +188,9 @@ def result_options(path: Path, command: click.Command) -> tuple[dict[str, Any], 
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: not a readable results JSON ({type(exc).__name__})") from None
     argv = ((result.get("rerun") or {}).get("argv") if isinstance(result, dict) else None) or []
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise UserError(f"{path}: its recorded command (rerun.argv) must be a JSON array of strings, "
+                        f"got {type(argv).__name__} {json.dumps(argv)[:80]}")
     if len(argv) < 2 or argv[1] not in RUN_STAGES:
         shown = " ".join(map(str, argv)) or "none"
         raise UserError(f"{path}: its recorded command ({shown}) is not an `ssfbench run` command; "

@@ -27,7 +27,7 @@ from ssfbench.method import Method, MethodConfig
 from ssfbench.preprocess import stack_resized
 from ssfbench.probe import positive_weights
 from ssfbench.seeds import FINETUNE_ROWS
-from ssfbench.training import jitter, jitter_generator, make_optimizer, optimizer_step
+from ssfbench.training import divergence_message, jitter, jitter_generator, make_optimizer, optimizer_step
 
 
 @dataclass
@@ -83,8 +83,7 @@ def finetune(method: Method, dataset: LabeledFrames, rows: np.ndarray, settings:
         with autocast(device):
             loss = method.label_loss(x, y, pos_weight)
         if not torch.isfinite(loss):
-            raise UserError(f"training {method.name!r} on {dataset.name} labels diverged at step {step} "
-                            f"(loss {float(loss)}); lower --lr")
+            raise UserError(divergence_message(f"training {method.name!r} on {dataset.name} labels", step, float(loss)))
         optimizer_step(optimizer, loss)
         losses.append(round(float(loss.detach()), 5))
     method.cpu().eval()

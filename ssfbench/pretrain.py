@@ -77,6 +77,7 @@ from ssfbench.method import Method
 from ssfbench.prefetch import prefetched
 from ssfbench.seeds import FIXED_ANCHORS, VALIDATION_CROPS, VALIDATION_WINDOWS, VIDEO_SPLIT
 from ssfbench.training import (
+    divergence_message,
     jitter,
     jitter_generator,
     make_optimizer,
@@ -297,9 +298,13 @@ def save_resume_state(path: Path, method: Method, optimizer: torch.optim.Optimiz
 def load_resume_state(path: Path, device: torch.device) -> dict[str, Any]:
     """The payload of ``last.pt`` (``payload["state"]`` as stored: read it with
     :meth:`LoopState.from_dict`); an unreadable file is a :class:`UserError` suggesting ``--fresh``."""
-    try:
-        saved = torch.load(path, map_location=device, weights_only=False)
+    from ssfbench.safeload import UnsafeFileError, read_torch_file
+
+    try:  # never runs the file's code: a replaced last.pt is refused (--trust-weights or --fresh)
+        saved = read_torch_file(path, "resume state", map_location=device, hint=" (or --fresh to start over)")
         saved["state"]["step"]
+    except UnsafeFileError:
+        raise
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"{path}: cannot resume from this file ({type(exc).__name__}); "
                         "rerun with --fresh to start over") from None
@@ -473,7 +478,7 @@ def _train_step(loop: _Loop, loss_module: torch.nn.Module, frames: torch.Tensor,
     loss = training_step(loop.optimizer, device, lambda: loss_module(x), loop.settings.precision)
     logged = float(_mean_over_ranks(loss.detach().float()))
     if not math.isfinite(logged):
-        raise UserError(f"pretraining diverged at step {step} (loss {logged}); lower --lr")
+        raise UserError(divergence_message("pretraining", step, logged))
     return logged, b * t
 
 

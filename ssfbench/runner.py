@@ -68,6 +68,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_STEPS = 300
 DEFAULT_IMAGE_SIZE = 64
 DEFAULT_EVAL_DATASETS = ("synth-au", "synth-expr")
+#: the longest run id (a folder and file-name component; ids up to it are unchanged): a longer slug is
+#: cut and marked with RUN_ID_ELLIPSIS, the config hash in the id keeping it unique
+MAX_RUN_ID = 150
+RUN_ID_ELLIPSIS = "~"
 #: how re-estimated BatchNorm statistics are drawn: part of the identity of every run that has them
 BATCHNORM_IDENTITY = {"frames": BN_FRAMES, "batch_size": BN_BATCH, "stream": BATCHNORM_DRAW}
 
@@ -304,6 +308,10 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
     variant = " ".join(parts)
     slug = "-".join(p.replace("=", "") for p in parts) or "default"
     run_id = f"{method.name}-{slug}-{spec.backbone}-{config_hash[:8]}-seed{spec.seed}"
+    keep = len(slug)
+    while len(run_id.encode()) > MAX_RUN_ID and keep > 0:  # a folder name (<= 255 bytes); the hash in it
+        keep -= 1                                          # already tells configurations apart
+        run_id = f"{method.name}-{slug[:keep]}{RUN_ID_ELLIPSIS}-{spec.backbone}-{config_hash[:8]}-seed{spec.seed}"
     return config_hash, variant, run_id
 
 

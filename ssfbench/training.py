@@ -78,9 +78,36 @@ def training_step(optimizer: torch.optim.Optimizer, device: torch.device,
     return loss
 
 
+def divergence_message(what: str, step: int, loss: float) -> str:
+    """The one line for a non-finite loss at ``step`` (updates done before it). At step 0 no update has
+    happened, so the learning rate cannot be the cause: the initial weights or the input are."""
+    if step == 0:
+        return (f"{what}: the loss is {loss} at the first step, before any update (so not the learning rate): "
+                "the initial weights (--pretrained, --weights) or the input frames give non-finite values")
+    return f"{what} diverged at step {step} (loss {loss}); lower --lr"
+
+
+def _numpy_state() -> dict[str, Any]:
+    """numpy's global RNG state as tensors and plain data (what ``torch.load(weights_only=True)`` reads
+    back without any allowlist): ``np.random.get_state(legacy=False)`` with its key as an int64 tensor."""
+    state = np.random.get_state(legacy=False)
+    inner = state["state"]
+    return {**state, "state": {**inner, "key": torch.from_numpy(inner["key"].astype(np.int64))}}
+
+
+def _numpy_state_from(saved: Any) -> Any:
+    """What ``np.random.set_state`` takes, from :func:`_numpy_state`'s form or numpy's own tuple (older
+    ``last.pt`` files)."""
+    if not isinstance(saved, dict):
+        return saved
+    key = saved["state"]["key"]
+    key = key.numpy() if isinstance(key, torch.Tensor) else np.asarray(key)
+    return {**saved, "state": {**saved["state"], "key": key.astype(np.uint32)}}
+
+
 def rng_states() -> dict[str, Any]:
     """Every global RNG state a training step could read (torch, CUDA, numpy, python)."""
-    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    states = {"torch": torch.get_rng_state(), "numpy": _numpy_state(), "python": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -90,12 +117,12 @@ def set_rng_states(states: dict[str, Any]) -> None:
     """Restore what :func:`rng_states` returned."""
     torch.set_rng_state(states["torch"].cpu())
     if "numpy" in states:
-        np.random.set_state(states["numpy"])
+        np.random.set_state(_numpy_state_from(states["numpy"]))
     if "python" in states:
         random.setstate(states["python"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in states["cuda"]])
 
 
-__all__ = ["make_optimizer", "jitter_generator", "jitter", "optimizer_step", "training_step", "rng_states",
+__all__ = ["divergence_message", "make_optimizer", "jitter_generator", "jitter", "optimizer_step", "training_step", "rng_states",
            "set_rng_states"]

@@ -176,19 +176,17 @@ def torchvision_file(url: str, tag: str) -> Path:
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from a local file: ``.safetensors``, or a ``torch.save`` file read with
-    ``weights_only=True`` (a ``state_dict``/``model`` entry is unwrapped, a ``module.`` prefix stripped)."""
+    """A state dict from a local file: ``.safetensors``, or a ``torch.save`` file read without running
+    its code (:func:`ssfbench.safeload.read_torch_file`; a ``state_dict``/``model`` entry is unwrapped,
+    a ``module.`` prefix stripped)."""
     if not path.is_file():
         raise UserError(f"--pretrained {path}: weights file not found (expected imagenet, default or a state-dict file)")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    from ssfbench.safeload import read_torch_file
 
-            state: Any = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure means the file is not a usable state dict
-        raise UserError(f"--pretrained {path}: not a readable state dict ({type(exc).__name__})") from None
+    # never runs the file's code: a pickle that needs more than plain data is refused (--trust-weights)
+    state: Any = read_torch_file(path, "--pretrained weights file")
+    if isinstance(state, nn.Module):  # a pickled model object, read under --trust-weights
+        state = state.state_dict()
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -20,7 +20,7 @@ import sys
 
 import click
 
-from ssfbench.cli import bench, datasets, faces, listing, mockrun, report, rerun, run, synth
+from ssfbench.cli import bench, datasets, faces, listing, mockrun, report, rerun, run, synth, weights
 from ssfbench.cli.diagnostics import configure_logging, debug_from_env, print_traceback
 from ssfbench.cli.options import expand_list_options
 from ssfbench.errors import UserError
@@ -51,7 +51,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 for _command in (*run.COMMANDS, synth.synth, listing.list_cmd, mockrun.mock_run_cmd, report.compare_cmd,
-                 report.retrieve_cmd, datasets.datasets, faces.faces, bench.bench_cmd, rerun.rerun_cmd):
+                 report.retrieve_cmd, datasets.datasets, faces.faces, bench.bench_cmd, rerun.rerun_cmd,
+                 weights.weights):
     cli.add_command(_command)
 
 

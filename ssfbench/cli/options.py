@@ -29,7 +29,7 @@ def expand_list_options(argv: list[str]) -> list[str]:
     out: list[str] = []
     current = None
     for arg in argv:
-        if arg.startswith("-"):
+        if arg.startswith("-") and not (current is not None and _is_number(arg)):  # --k -1: a (bad) value
             current = arg if arg in LIST_OPTIONS else None
             if current is None:
                 out.append(arg)
@@ -39,6 +39,15 @@ def expand_list_options(argv: list[str]) -> list[str]:
         else:
             out.append(arg)
     return out
+
+
+def _is_number(arg: str) -> bool:
+    """Whether ``arg`` is a number (``-1``, ``-0.5``): after a list option it is a value, not a flag."""
+    try:
+        float(arg)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_settings(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -140,6 +149,7 @@ RUN_OPTIONS = [
     click.option("--pretrain-data", default="synth-vox", show_default=True, help="Video dataset to pretrain on."),
     click.option("--data-option", "data_options", multiple=True, metavar="DATASET.KEY=VALUE",
                   help="Option for a dataset's open(), e.g. synth-vox.identities=1000 (repeatable)."),
+    click.option("--trust-weights", is_flag=True, help="Let --weights, --pretrained PATH and a run's last.pt create the pickled Python objects they hold (which can run any code): only for files from a source you trust. Without it such a file is refused; `ssfbench weights convert` makes a .safetensors copy that needs no trust. See docs/security.md."),
     click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate (method default otherwise)."),
     click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Windows per step (method default otherwise)."),
     click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any other method setting, e.g. --set optimizer=adam."),
@@ -158,8 +168,25 @@ RUN_OPTIONS = [
 ]
 
 
+def _under_trust(command: F) -> F:
+    """``command`` taking ``trust_weights`` (``--trust-weights``) and running under
+    :func:`ssfbench.safeload.trusting` of it, so every weight file the command reads is trusted or not."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapped(*args: object, trust_weights: bool = False, **kwargs: object) -> object:
+        from ssfbench.safeload import trusting
+
+        with trusting(trust_weights):
+            return command(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
 def run_options(command: F) -> F:
-    """Decorate ``command`` with every option of :data:`RUN_OPTIONS`, in the order listed."""
+    """Decorate ``command`` with every option of :data:`RUN_OPTIONS`, in the order listed
+    (``--trust-weights`` is consumed here: the command runs under :func:`ssfbench.safeload.trusting`)."""
+    command = _under_trust(command)
     for option in reversed(RUN_OPTIONS):
         command = option(command)
     return command

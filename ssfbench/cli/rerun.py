@@ -34,6 +34,11 @@ def rerun_cmd(ctx: click.Context, result: Path, print_config: bool, overrides: t
     from ssfbench.config import parse_options, result_options, to_default_map, to_toml
 
     options, record = result_options(result, run)
+    for line in provenance_differences(record):
+        click.echo(f"warning: {result}: {line}", err=True)
+    if options.pop("trust-weights", False) and not print_config:
+        click.echo(f"warning: {result}: its command trusted pickled weight files (--trust-weights); a rerun "
+                   "does not: add --trust-weights after the file if you trust them", err=True)
     options = parse_options(run, overrides, source="rerun", defaults=options)
     if print_config:
         commit = ((record.get("rerun") or {}).get("git") or {}).get("commit") or "unknown"
@@ -47,4 +52,29 @@ def rerun_cmd(ctx: click.Context, result: Path, print_config: bool, overrides: t
         run.invoke(sub)
 
 
-__all__ = ["rerun_cmd"]
+def provenance_differences(record: dict) -> list[str]:
+    """How the code that made ``record`` differs from the code about to rerun it, one sentence each:
+    another commit, uncommitted changes then or now, another protocol version, result schema or
+    ssfbench version (nothing when the record names none of them: it cannot say)."""
+    import ssfbench
+    from ssfbench.records import SCHEMA
+    from ssfbench.runner import git_revision
+
+    out = []
+    then = (record.get("rerun") or {}).get("git") or {}
+    now = git_revision() or {}
+    if then.get("commit") and now.get("commit") and then["commit"] != now["commit"]:
+        out.append(f"made at commit {then['commit'][:12]}, rerun with commit {now['commit'][:12]}: "
+                   "today's code may give other numbers")
+    if then.get("dirty"):
+        out.append(f"made with uncommitted changes to commit {str(then.get('commit', '?'))[:12]}: "
+                   "that code is not in any commit")
+    for key, current, what in (("protocol_version", ssfbench.PROTOCOL_VERSION, "protocol"),
+                               ("schema", SCHEMA, "result schema"),
+                               ("ssfbench_version", ssfbench.__version__, "ssfbench version")):
+        if record.get(key) is not None and str(record[key]) != str(current):
+            out.append(f"made under {what} {record[key]}, rerun under {current}")
+    return out
+
+
+__all__ = ["provenance_differences", "rerun_cmd"]
