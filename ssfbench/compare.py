@@ -495,7 +495,7 @@ def _fold_statistics_controls(rows: pd.DataFrame) -> pd.DataFrame:
         if r["origin"] == ORIGIN_PAPER or STATISTICS_SETTING in str(r["variant"]).split():
             continue
         wanted = sorted([*str(r["variant"]).split(), STATISTICS_SETTING])
-        found = ours[(ours["method"] == r["method"]) & (ours["backbone"] == r["backbone"])
+        found = ours[(ours["method"].astype(str) == str(r["method"])) & (ours["backbone"].astype(str) == str(r["backbone"]))
                      & ours["variant"].map(lambda v, w=wanted: sorted(str(v).split()) == w)]
         if found.empty:
             continue

@@ -128,24 +128,37 @@ def _run_html(result: Mapping) -> str:
             + "</li>")
 
 
-def _controls_html(row: pd.Series) -> tuple[str, str]:
+def control_results(row: pd.Series, dataset: str, sources: Mapping[str, tuple[Path, Sequence[Mapping]]]) -> list[Mapping]:
+    """The result records of a row's step-0 control (its ``init_config``, same origin), for its provenance."""
+    config = str(row.get("init_config") or "")
+    if row["origin"] not in sources or not config:
+        return []
+    _, results = sources[row["origin"]]
+    return sorted((r for r in results if r["dataset"] == dataset and r["config_hash"] == config),
+                  key=lambda r: r["run_id"])
+
+
+def _controls_html(row: pd.Series, controls: Sequence[Mapping] = ()) -> tuple[str, str]:
     """(hover text, HTML) of what the row's controls say: its own initialisation (the step-0 control's
-    average and the gain over it) and the gain with statistics re-estimated (its bn=data run)."""
+    average, the gain over it and the control's runs) and the gain with statistics re-estimated (its
+    bn=data run)."""
     if missing(row.get("init_gain")):
         return "", ""
     text = (f"own init {score(row.get('init_avg'))} (step-0 control, {int(row['init_seeds'])} seed(s)), "
             f"Δ own init {gain_cell(row)}")
     body = (f"<br>Own initialisation: step-0 control <code>{_e(str(row.get('init_config', ''))[:12])}</code>, "
             f"average {_e(score(row.get('init_avg')))} over {int(row['init_seeds'])} paired seed(s); "
-            f"{_e(INIT_HEADER)} {_e(gain_cell(row))}")
+            f"{_e(INIT_HEADER)} {_e(gain_cell(row))}"
+            + (f"; its runs:<ul>{''.join(_run_html(r) for r in controls)}</ul>" if controls else ""))
     if not missing(row.get("bn_gain")):
         text += f"; BN re-estimated {statistics_cell(row)}"
         body += f"<br>{_e(STATISTICS_HEADER)} (its bn=data run): {_e(statistics_cell(row))}"
     return "; " + text, body
 
 
-def provenance(row: pd.Series, results: Sequence[Mapping]) -> tuple[str, str]:
-    """(hover text, HTML of the opened provenance) of one row: its runs and its folded controls."""
+def provenance(row: pd.Series, results: Sequence[Mapping], controls: Sequence[Mapping] = ()) -> tuple[str, str]:
+    """(hover text, HTML of the opened provenance) of one row: its runs and its folded controls
+    (``controls``: the step-0 control's result records)."""
     block = row_block(row)
     if row["origin"] == ORIGIN_PAPER:
         text = f"{block}: the number the paper prints (results/paper/)"
@@ -156,7 +169,7 @@ def provenance(row: pd.Series, results: Sequence[Mapping]) -> tuple[str, str]:
         return text, _e(text)
     seeds = " ".join(str(r["seed"]) for r in results)
     commits = sorted({((r.get("rerun") or {}).get("git") or {}).get("commit", "")[:7] or "?" for r in results})
-    controls_text, controls_body = _controls_html(row)
+    controls_text, controls_body = _controls_html(row, controls)
     text = (f"{block}: {len(results)} run(s), seeds {seeds}, commit {', '.join(commits)}; "
             f"config {str(row['config_hash'])[:12]}{controls_text} (click for the commands)")
     body = (f"<b>{_e(block)}</b>, configuration <code>{_e(row['config_hash'])}</code>, "
@@ -192,7 +205,7 @@ def dataset_table(table: ComparisonTable, sources: Mapping[str, tuple[Path, Sequ
         results = row_results(r, table.dataset, sources)
         off = faces_off_protocol(r["faces"])
         off_recipe = recipe_off(r.get("recipe", ""))
-        hover, body = provenance(r, results)
+        hover, body = provenance(r, results, control_results(r, table.dataset, sources))
         if off_recipe:
             hover += f"; {RECIPE_MARK.strip()} {r['recipe']}"
             body += f"<br><b>{RECIPE_MARK.strip()} {_e(r['recipe'])}</b>"
