@@ -495,8 +495,9 @@ def _fold_statistics_controls(rows: pd.DataFrame) -> pd.DataFrame:
         if r["origin"] == ORIGIN_PAPER or STATISTICS_SETTING in str(r["variant"]).split():
             continue
         wanted = sorted([*str(r["variant"]).split(), STATISTICS_SETTING])
-        found = ours[(ours["method"].astype(str) == str(r["method"])) & (ours["backbone"].astype(str) == str(r["backbone"]))
-                     & ours["variant"].map(lambda v, w=wanted: sorted(str(v).split()) == w)]
+        match = [str(m) == str(r["method"]) and str(b) == str(r["backbone"]) and sorted(str(v).split()) == wanted
+                 for m, b, v in zip(ours["method"], ours["backbone"], ours["variant"])]
+        found = ours[match]
         if found.empty:
             continue
         same = found[found["origin"] == r["origin"]]
