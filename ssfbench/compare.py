@@ -1,4 +1,6 @@
-"""Paper-style comparison tables: the paper's own numbers beside the user's and the committed rows.
+"""Paper-style comparison tables, built (rendered by :mod:`ssfbench.render` as text, Markdown, CSV or
+LaTeX and by :mod:`ssfbench.html` as a web page): the paper's own numbers beside the user's and the
+committed rows.
 
 One :class:`ComparisonTable` per dataset gathers rows from three places:
 
@@ -13,38 +15,39 @@ inside each group reported-in-other-work, reproduced-by-the-paper, the paper's o
 rows. A row's ``coverage`` is the number of the table's labels it has a value for; an ssfbench row
 gets an average only when it covers every label (paper rows keep the average the paper prints).
 Every score in a table is a fraction in [0, 1]; rendering multiplies by 100.
+
+Tables of methods, not of runs: each ssfbench row is one configuration (seeds averaged) and its
+``table`` says where it is shown (:func:`row_table`): ``leaderboard`` (a method as its defaults make
+it), ``ablations`` (the same with settings of its own: budget, learning rate, nuisance-free data,
+BatchNorm statistics) or ``controls`` (a step-0 control: the own initialisation of other rows, folded
+into them by :func:`add_init_gains` as their ``Δ own init`` and ``own init`` columns).
 """
 
 from __future__ import annotations
 
-import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from ssfbench.errors import UserError
 from ssfbench.records import role_of
-from ssfbench.results import (  # noqa: F401 - off_protocol is re-exported for callers of this module
+from ssfbench.results import (
+    NOT_RECIPE,
     OFF_PROTOCOL,
+    PAPER_FILES,
+    ResultFileWarning,
     build_leaderboard,
+    inconsistent_rows,
     label_columns,
     load_results,
-    off_protocol,
     read_leaderboard,
 )
-from ssfbench.tables import METRIC_NAMES, row_name
+from ssfbench.tables import METRIC_NAMES, gain_text, row_name
 
-#: dataset -> (the paper's main table, its supplementary tables); file names under results/paper/
-PAPER_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "bp4d": ("table1_bp4d.csv", ("supp_table1_bp4d.csv", "supp_table5_bp4d_backbones.csv")),
-    "disfa": ("table2_disfa.csv", ("supp_table2_disfa.csv",)),
-    "emotionet": ("table3_emotionet.csv", ("supp_table3_emotionet.csv",)),
-    "affectnet": ("table4_affectnet.csv", ("supp_table4_affectnet.csv",)),
-}
 PAPER_SUMMARY_FILE = "table5_summary.csv"
 PAPER_CHOICES = ("main", "all", "none")
 
@@ -64,9 +67,17 @@ BLOCK_TITLES = {
     ORIGIN_COMMITTED: "ssfbench: committed leaderboard (results/)",
 }
 ROW_COLUMNS = ["group", "source", "origin", "method", "variant", "backbone", "name", "order", "run_id",
-               "config_hash", "n_runs", "faces"]
+               "config_hash", "n_runs", "faces", "recipe", "data", "table"]
 #: appended to the name of a row whose faces were not prepared the paper's way
 OFF_PROTOCOL_MARK = " †"
+#: appended to the name of a row on the paper's data not pretrained by the paper's recipe
+RECIPE_MARK = " ‡"
+#: where a row is shown (:func:`row_table`), in display order
+TABLES = ("leaderboard", "ablations", "controls")
+TABLE_TITLES = {"leaderboard": "leaderboard", "ablations": "ablations: the methods above with settings of their own",
+                "controls": "step-0 controls: each row's own initialisation (folded into its Δ own init)"}
+#: the variant setting of a step-0 control (``runner.init_control_spec``) and of a statistics control
+CONTROL_SETTING, STATISTICS_SETTING = "steps=0", "bn=data"
 
 
 def faces_off_protocol(faces: object) -> bool:
@@ -82,6 +93,32 @@ def faces_note(faces: object) -> str:
     if not faces_off_protocol(faces):
         return ""
     return "off-protocol faces: " + str(faces)[len(OFF_PROTOCOL):].lstrip(": ")
+
+
+def recipe_off(recipe: object) -> bool:
+    """Whether a row's ``recipe`` value (the leaderboards' column, :func:`ssfbench.results.recipe_column`)
+    says it was not pretrained by the paper's recipe: such rows are marked ``‡``."""
+    return isinstance(recipe, str) and recipe.startswith(NOT_RECIPE)
+
+
+def variant_settings(display_name: str, variant: str) -> list[str]:
+    """The settings of a row beyond its method's own (those :func:`ssfbench.tables.row_name` shows in
+    parentheses): budget, learning rate, data options, statistics; an ensemble's axis (``k=1+2+4``,
+    its first part) is its own."""
+    parts = [p for p in str(variant).split() if p not in set(str(display_name).split())]
+    return parts[1:] if parts and "+" in parts[0] and parts[0] == str(variant).split()[0] else parts
+
+
+def row_table(source: str, display_name: str, variant: str) -> str:
+    """Where a leaderboard row is shown (one of :data:`TABLES`): the paper's rows and ssfbench rows
+    without settings of their own in the ``leaderboard``, step-0 runs in ``controls``, every other
+    ssfbench row in ``ablations``."""
+    if str(source).startswith("paper"):
+        return "leaderboard"
+    settings = variant_settings(display_name, variant)
+    if CONTROL_SETTING in settings:
+        return "controls"
+    return "ablations" if settings else "leaderboard"
 
 
 @dataclass
@@ -173,9 +210,15 @@ def normalise(board: pd.DataFrame, *, origin: str) -> pd.DataFrame:
         "name": [_display(r) for _, r in board.iterrows()], "order": np.arange(len(board)),
         "run_id": board.get("run_id", ""), "config_hash": board.get("config_hash", ""),
         "n_runs": board.get("n_runs", np.nan), "faces": board.get("faces", ""),
+        "recipe": board.get("recipe", ""), "data": board.get("data", ""),
+        "table": [row_table(s, d, v) for s, d, v in zip(board["source"], board.get("display_name", board["method"]),
+                                                        board["variant"])],
+        "_fingerprint": board.get("dataset_fingerprint", ""),
     })
     off = out["faces"].map(faces_off_protocol).astype(bool)
     out.loc[off, "name"] = out.loc[off, "name"] + OFF_PROTOCOL_MARK
+    deviates = out["recipe"].map(recipe_off).astype(bool)
+    out.loc[deviates, "name"] = out.loc[deviates, "name"] + RECIPE_MARK
     for lab in labels:
         out[lab] = board[lab].astype(float).to_numpy() * scale
         std = board.get(f"{lab}_std")
@@ -223,9 +266,22 @@ def our_rows(out: Path, dataset: str, results: list[dict] | None = None) -> tupl
         return normalise(build_leaderboard(mine, dataset), origin=ORIGIN_OUT), mine[0].get("metric", "")
     csv = results_dir / f"{dataset}.csv"
     if csv.is_file():
-        board = read_table_csv(csv)
+        board = read_checked_board(csv)
         return normalise(board, origin=ORIGIN_OUT), _board_metric(board)
     return pd.DataFrame(columns=ROW_COLUMNS), ""
+
+
+def read_checked_board(path: Path) -> pd.DataFrame:
+    """An ssfbench leaderboard CSV without its inconsistent rows (:func:`ssfbench.results.inconsistent_rows`:
+    an ``avg`` that is not its labels' mean), each skipped with one :class:`ResultFileWarning` naming the
+    file and the row, as result files that disagree are."""
+    board = read_table_csv(path)
+    bad = inconsistent_rows(board)
+    for i, problem in bad:
+        name = board.iloc[i].get("display_name") or board.iloc[i].get("method", "")
+        warnings.warn(f"{path}: line {i + 2} ({name}): skipped, its scores disagree ({problem})", ResultFileWarning,
+                      stacklevel=2)
+    return board.drop(index=board.index[[i for i, _ in bad]]).reset_index(drop=True) if bad else board
 
 
 def committed_rows(dataset: str) -> tuple[pd.DataFrame, str]:
@@ -233,7 +289,7 @@ def committed_rows(dataset: str) -> tuple[pd.DataFrame, str]:
     folder = committed_dir()
     if folder is None or not (folder / f"{dataset}.csv").is_file():
         return pd.DataFrame(columns=ROW_COLUMNS), ""
-    board = read_table_csv(folder / f"{dataset}.csv")
+    board = read_checked_board(folder / f"{dataset}.csv")
     return normalise(board, origin=ORIGIN_COMMITTED), _board_metric(board)
 
 
@@ -288,17 +344,19 @@ def add_coverage(rows: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
 
 
 def order_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Display order: group, then source, then origin; the paper's rows in the paper's order; ours by
-    average (best first, missing last), ties by name, variant, backbone and run id."""
+    """Display order: table (:data:`TABLES`), group, then source, then origin; the paper's rows in the
+    paper's order; ours by average (best first, missing last), ties by name, variant, backbone and run id."""
     if rows.empty:
         return rows
-    rows = rows.assign(_g=rows["group"].map(_rank(GROUPS)), _s=rows["source"].map(_rank(SOURCES)),
+    table = rows["table"] if "table" in rows else pd.Series("leaderboard", index=rows.index)
+    rows = rows.assign(_t=table.map(_rank(TABLES)), _g=rows["group"].map(_rank(GROUPS)),
+                       _s=rows["source"].map(_rank(SOURCES)),
                        _o=rows["origin"].map(_rank(ORIGINS)),
                        _k=np.where(rows["origin"] == ORIGIN_PAPER, rows["order"].astype(float),
                                    -rows["avg"].astype(float)))
-    rows = rows.sort_values(["_g", "_s", "_o", "_k", "name", "variant", "backbone", "run_id"],
+    rows = rows.sort_values(["_t", "_g", "_s", "_o", "_k", "name", "variant", "backbone", "run_id"],
                             na_position="last", kind="mergesort")
-    return rows.drop(columns=["_g", "_s", "_o", "_k"]).reset_index(drop=True)
+    return rows.drop(columns=["_t", "_g", "_s", "_o", "_k"]).reset_index(drop=True)
 
 
 def _rank(order: Sequence[str]) -> dict[str, int]:
@@ -331,20 +389,33 @@ def comparison_table(dataset: str, *, out: Path | None, paper: str = "main", met
 
 
 def _disambiguate(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows of this harness that share a shown name (same method, other configuration, e.g. another
-    protocol version) get the start of their config hash appended, ``Raw pixels #d7dd85``."""
+    """Rows of this harness that share a shown name get told apart: of another configuration (e.g.
+    another protocol version) by the start of their config hash, ``Raw pixels #d7dd85``; of the same
+    configuration on other evaluation data (``--data-option``, ``--data-seed``) by that data,
+    ``Ranking k=2 [data: noise=0.2]`` (or ``[data 1a2b3c]``, its fingerprint, where the options are
+    the same or not recorded)."""
     if rows.empty:
-        return rows
+        return rows.drop(columns=["_fingerprint"], errors="ignore")
+    rows = rows.copy()
+    if "_fingerprint" not in rows:
+        rows["_fingerprint"] = ""
     ours = rows["origin"] != ORIGIN_PAPER
     dup = ours & rows.duplicated(["origin", "name"], keep=False)
-    rows = rows.copy()
-    rows.loc[dup, "name"] = rows.loc[dup, "name"] + " #" + rows.loc[dup, "config_hash"].astype(str).str[:6]
-    return rows
+    same_config = dup & rows.duplicated(["origin", "name", "config_hash"], keep=False)
+    other = dup & ~same_config
+    rows.loc[other, "name"] = rows.loc[other, "name"] + " #" + rows.loc[other, "config_hash"].astype(str).str[:6]
+    for _, group in rows[same_config].groupby(["origin", "name", "config_hash"], sort=False):
+        data = group["data"].fillna("").astype(str)
+        distinct = data.nunique() == len(group)
+        for i in group.index:
+            label = f"data: {data[i] or 'default'}" if distinct else f"data {str(rows.at[i, '_fingerprint'])[:6] or '?'}"
+            rows.at[i, "name"] = f"{rows.at[i, 'name']} [{label}]"
+    return rows.drop(columns=["_fingerprint"])
 
 
 def _labels(parts: Sequence[pd.DataFrame]) -> list[str]:
     """The label columns of several row frames, in first-seen order."""
-    skip = set(ROW_COLUMNS) | {"avg", "avg_std", "coverage"}
+    skip = set(ROW_COLUMNS) | {"avg", "avg_std", "coverage", "_fingerprint"}
     seen: dict[str, None] = {}
     for part in parts:
         for col in part.columns:
@@ -355,9 +426,15 @@ def _labels(parts: Sequence[pd.DataFrame]) -> list[str]:
 
 # ---- each row's gain over its own initialisation ---------------------------------------------------
 
-#: columns :func:`add_init_gains` adds (fractions, like the scores; ``init_seeds`` = pairs used)
-INIT_COLUMNS = ("init_gain", "init_low", "init_high", "init_seeds")
+#: columns :func:`add_init_gains` adds (fractions, like the scores; ``init_seeds`` = pairs used,
+#: ``init_avg`` = the own initialisation's average, ``init_config`` = its configuration)
+INIT_COLUMNS = ("init_gain", "init_low", "init_high", "init_seeds", "init_avg")
+#: the same gain of the row's statistics control (``bn=data``: the trained weights, BatchNorm
+#: statistics re-estimated as the step-0 control's were), folded into the row
+STATISTICS_COLUMNS = ("bn_gain", "bn_low", "bn_high")
 INIT_HEADER = "Δ own init [95% CI]"
+INIT_AVG_HEADER = "own init"
+STATISTICS_HEADER = "Δ own init, BN re-estimated [95% CI]"
 
 
 def init_pairs(results: Sequence[dict], config_hash: str, dataset: str) -> list[tuple[dict, dict]]:
@@ -390,27 +467,62 @@ def add_init_gains(table: ComparisonTable, sources: dict[str, tuple[Path, Sequen
     from ssfbench.results import result_path
 
     rows = table.rows.copy()
-    for col in INIT_COLUMNS:
+    for col in (*INIT_COLUMNS, *STATISTICS_COLUMNS):
         rows[col] = np.nan
+    rows["init_config"] = ""
+    controls: dict[str, set[str]] = {}  # origin -> run ids some result names as its init_control
+    for origin, (_, results) in sources.items():
+        controls[origin] = {r["init_control"] for r in results if r["dataset"] == table.dataset and r.get("init_control")}
     for i, r in rows.iterrows():
         if r["origin"] not in sources or not r["config_hash"]:
             continue
         folder, results = sources[r["origin"]]
+        runs = str(r["run_id"]).split()
+        if runs and set(runs) <= controls[r["origin"]]:
+            rows.loc[i, "table"] = "controls"  # a control of other rows, whatever its variant says
         pairs = init_pairs(results, r["config_hash"], table.dataset)
         if not pairs:
             continue
         preds = [tuple(read_predictions(predictions_path(result_path(folder, x["run_id"], table.dataset)))
                        for x in pair) for pair in pairs]
         res = paired_bootstrap_mean(preds, n_resamples=resamples, seed=seed)
-        rows.loc[i, list(INIT_COLUMNS)] = [res.diff, res.low, res.high, len(pairs)]
-    return ComparisonTable(dataset=table.dataset, metric=table.metric, labels=table.labels, rows=rows)
+        init_avgs = [c["avg"] for _, c in pairs]
+        init_avg = float(np.mean(init_avgs)) if all(a is not None for a in init_avgs) else np.nan
+        rows.loc[i, list(INIT_COLUMNS)] = [res.diff, res.low, res.high, len(pairs), init_avg]
+        rows.loc[i, "init_config"] = pairs[0][1]["config_hash"]
+    rows = _fold_statistics_controls(rows)
+    return ComparisonTable(dataset=table.dataset, metric=table.metric, labels=table.labels,
+                           rows=order_rows(rows))
+
+
+def _fold_statistics_controls(rows: pd.DataFrame) -> pd.DataFrame:
+    """Give each row the ``Δ own init`` of its statistics control (the same method, backbone and
+    variant plus ``bn=data``; of the same origin when there is one, else any ssfbench row) as
+    :data:`STATISTICS_COLUMNS`."""
+    ours = rows[(rows["origin"] != ORIGIN_PAPER) & rows["init_gain"].notna()]
+    for i, r in rows.iterrows():
+        if r["origin"] == ORIGIN_PAPER or STATISTICS_SETTING in str(r["variant"]).split():
+            continue
+        wanted = sorted([*str(r["variant"]).split(), STATISTICS_SETTING])
+        match = [str(m) == str(r["method"]) and str(b) == str(r["backbone"]) and sorted(str(v).split()) == wanted
+                 for m, b, v in zip(ours["method"], ours["backbone"], ours["variant"])]
+        found = ours[match]
+        if found.empty:
+            continue
+        same = found[found["origin"] == r["origin"]]
+        best = (same if len(same) else found).iloc[0]
+        rows.loc[i, list(STATISTICS_COLUMNS)] = [best["init_gain"], best["init_low"], best["init_high"]]
+    return rows
 
 
 def gain_cell(r: pd.Series) -> str:
     """``+3.1 [1.2, 4.9]`` (x100) or blank."""
-    if "init_gain" not in r or pd.isna(r["init_gain"]):
-        return ""
-    return f"{100 * r['init_gain']:+.1f} [{100 * r['init_low']:.1f}, {100 * r['init_high']:.1f}]"
+    return gain_text(r.get("init_gain"), r.get("init_low"), r.get("init_high"))
+
+
+def statistics_cell(r: pd.Series) -> str:
+    """The statistics control's ``Δ own init`` as ``+3.1 [1.2, 4.9]`` (x100) or blank."""
+    return gain_text(r.get("bn_gain"), r.get("bn_low"), r.get("bn_high"))
 
 
 def has_gains(table: ComparisonTable) -> bool:
@@ -418,94 +530,16 @@ def has_gains(table: ComparisonTable) -> bool:
     return "init_gain" in table.rows and table.rows["init_gain"].notna().any()
 
 
-# ---- rendering ------------------------------------------------------------------------------------
+def has_statistics(table: ComparisonTable) -> bool:
+    """Whether any row carries its statistics control's gain (:data:`STATISTICS_COLUMNS`)."""
+    return "bn_gain" in table.rows and table.rows["bn_gain"].notna().any()
 
 
-TABLEFMT = {"md": "github", "latex": "latex_booktabs"}
-
-
-def cell(value: float, std: float = math.nan) -> str:
-    """``43.1`` or ``43.1 ± 1.2`` (x100, one decimal); blank when missing."""
-    if value is None or pd.isna(value):
-        return ""
-    if std is None or pd.isna(std):
-        return f"{100 * value:.1f}"
-    return f"{100 * value:.1f} ± {100 * std:.1f}"
-
-
-def block_title(group: str, source: str, origin: str) -> str:
-    """The sub-heading of a block of rows, e.g. ``Self-supervised: reproduced by the paper (Re.)``."""
-    key = origin if origin in (ORIGIN_OUT, ORIGIN_COMMITTED) else source
-    if group == "floors and ceilings":
-        return "Floors and ceiling (ssfbench)" + (": committed leaderboard" if origin == ORIGIN_COMMITTED else "")
-    return f"{group.capitalize()}: {BLOCK_TITLES.get(key, key)}"
-
-
-def display_rows(table: ComparisonTable, *, with_blocks: bool = True) -> list[list[str]]:
-    """Cells of every row (a block title row before each new block when ``with_blocks``)."""
-    out, last = [], None
-    gains = has_gains(table)
-    width = len(table.labels) + 3 + gains
-    for _, r in table.rows.iterrows():
-        block = block_title(r["group"], r["source"], r["origin"])
-        if with_blocks and block != last:
-            out.append([f"**{block}**" if with_blocks else block] + [""] * (width - 1))
-            last = block
-        out.append([r["name"], *(cell(r[lab], r[f"{lab}_std"]) for lab in table.labels),
-                    cell(r["avg"], r["avg_std"]), *([gain_cell(r)] if gains else []),
-                    f"{int(r['coverage'])}/{len(table.labels)}"])
-    return out
-
-
-def caption(table: ComparisonTable) -> str:
-    """One line saying what the numbers are."""
-    text = (f"{table.dataset}: per-label {table.metric_name} x100; ssfbench rows mean ± std over folds "
-            f"(or seeds); * = reported in the original work, (Re.) = reproduced by the paper; "
-            f"coverage = labels with a value; no average over missing labels")
-    off = table.rows[table.rows["faces"].map(faces_off_protocol).astype(bool)]
-    if len(off):
-        rows = "; ".join(f"{n.removesuffix(OFF_PROTOCOL_MARK)}: {faces_note(f)}" for n, f in zip(off["name"], off["faces"]))
-        text += (f";{OFF_PROTOCOL_MARK} = faces not prepared the paper's way (crop=centre, or any frame "
-                 f"centre-squared or cut to its box): not comparable with the paper's rows ({rows})")
-    if has_gains(table):
-        text += (f"; {INIT_HEADER} = the row's gain over its own initialisation (the same seeds at step 0, "
-                 "BatchNorm statistics re-estimated on pretraining frames, as the Random init floor), mean "
-                 "over seeds, pooled over folds, paired bootstrap over test subjects")
-    return text
-
-
-def render_table(table: ComparisonTable, fmt: str = "md") -> str:
-    """The table as Markdown (``md``), LaTeX (``latex``) or CSV (``csv``: numbers x100, one row per
-    method, the block in a column)."""
-    if fmt == "csv":
-        return table_frame(table).to_csv(index=False, float_format="%.2f")
-    if fmt not in TABLEFMT:
-        raise UserError(f"--format: expected md, csv or latex, got {fmt!r}")
-    headers = ["method", *table.labels, "avg", *([INIT_HEADER] if has_gains(table) else []), "coverage"]
-    rows = display_rows(table, with_blocks=True)
-    if fmt == "latex":
-        rows = [[c.replace("**", "") for c in r] for r in rows]
-    return tabulate(rows, headers=headers, tablefmt=TABLEFMT[fmt], disable_numparse=True)
-
-
-def table_frame(table: ComparisonTable) -> pd.DataFrame:
-    """The table as a plain frame for CSV: identity, block, scores and stds x100, coverage."""
-    r = table.rows
-    frame = pd.DataFrame({"dataset": table.dataset, "block": [block_title(g, s, o) for g, s, o in
-                                                              zip(r["group"], r["source"], r["origin"])],
-                          "name": r["name"], "method": r["method"], "variant": r["variant"],
-                          "backbone": r["backbone"], "source": r["source"], "origin": r["origin"]})
-    for lab in [*table.labels, "avg"]:
-        frame[lab] = 100 * r[lab].astype(float)
-    for lab in [*table.labels, "avg"]:
-        frame[f"{lab}_std"] = 100 * r[f"{lab}_std"].astype(float)
-    for col in INIT_COLUMNS:
-        if col in r:
-            frame[col] = r[col].astype(float) * (1 if col == "init_seeds" else 100)
-    frame["coverage"] = r["coverage"].astype(int)
-    frame["n_labels"] = len(table.labels)
-    frame["run_id"] = r["run_id"]
-    return frame
+def part(table: ComparisonTable, which: str) -> ComparisonTable:
+    """The rows of ``table`` shown in one of :data:`TABLES` (same dataset, metric and labels)."""
+    rows = table.rows[table.rows["table"] == which] if "table" in table.rows else table.rows.iloc[0:0]
+    return ComparisonTable(dataset=table.dataset, metric=table.metric, labels=table.labels,
+                           rows=rows.reset_index(drop=True))
 
 
 # ---- the summary across datasets (the paper's Table 5) ------------------------------------------
@@ -514,21 +548,24 @@ def table_frame(table: ComparisonTable) -> pd.DataFrame:
 KEY = ["group", "source", "origin", "method", "variant", "backbone"]
 
 
-def summary_frame(tables: Sequence[ComparisonTable]) -> pd.DataFrame:
-    """One row per (group, source, origin, method, variant, backbone, shown name) in any table, one column
-    per dataset holding that row's average there (NaN when it has none: never averaged over what is
-    missing), ``<dataset>_std``, ``coverage`` (datasets with an average) and, when every dataset uses
-    the same metric, ``mean`` over datasets for rows that have them all."""
+def summary_frame(tables: Sequence[ComparisonTable], parts: Sequence[str] = ("leaderboard", "ablations")) -> pd.DataFrame:
+    """One row per (table part, group, source, origin, method, variant, backbone, shown name) in the
+    ``parts`` of any table (:data:`TABLES`; controls only when asked), one column per dataset holding
+    that row's average there (NaN when it has none: never averaged over what is missing),
+    ``<dataset>_std``, ``coverage`` (datasets with an average) and, when every dataset uses the same
+    metric, ``mean`` over datasets for rows that have them all."""
+    key = ["table", *KEY]
     frames = []
     for t in tables:
-        f = t.rows[KEY + ["name", "order", "avg", "avg_std"]].rename(
+        rows = t.rows[t.rows["table"].isin(parts)] if "table" in t.rows else t.rows.assign(table="leaderboard")
+        f = rows[key + ["name", "order", "avg", "avg_std"]].rename(
             columns={"avg": t.dataset, "avg_std": f"{t.dataset}_std"})
-        frames.append(f.drop_duplicates(KEY + ["name"]))
+        frames.append(f.drop_duplicates(key + ["name"]))
     if not frames:
         return pd.DataFrame()
     merged = frames[0]
     for f in frames[1:]:
-        merged = merged.merge(f, on=KEY + ["name"], how="outer", suffixes=("", "_r"))
+        merged = merged.merge(f, on=key + ["name"], how="outer", suffixes=("", "_r"))
         merged["order"] = merged["order"].fillna(merged.pop("order_r"))
     names = [t.dataset for t in tables]
     merged["coverage"] = merged[names].notna().sum(axis=1).astype(int)
@@ -537,34 +574,6 @@ def summary_frame(tables: Sequence[ComparisonTable]) -> pd.DataFrame:
     merged["avg"] = merged[names].mean(axis=1, skipna=False)  # only for ordering: complete rows first
     merged["run_id"] = ""
     return order_rows(merged).drop(columns=["avg"])
-
-
-def render_summary(tables: Sequence[ComparisonTable], fmt: str = "md") -> str:
-    """The summary across datasets as Markdown, LaTeX or CSV."""
-    frame = summary_frame(tables)
-    names = [t.dataset for t in tables]
-    has_mean = "mean" in frame
-    if fmt == "csv":
-        cols = ["name", *KEY, *names, *(f"{n}_std" for n in names), *(["mean"] if has_mean else []), "coverage"]
-        out = frame[cols].copy()
-        for c in [*names, *(f"{n}_std" for n in names), *(["mean"] if has_mean else [])]:
-            out[c] = 100 * out[c].astype(float)
-        return out.to_csv(index=False, float_format="%.2f")
-    if fmt not in TABLEFMT:
-        raise UserError(f"--format: expected md, csv or latex, got {fmt!r}")
-    rows, last = [], None
-    metrics = {t.dataset: t.metric_name for t in tables}
-    for _, r in frame.iterrows():
-        block = block_title(r["group"], r["source"], r["origin"])
-        if block != last:
-            rows.append([block if fmt == "latex" else f"**{block}**"] + [""] * (len(names) + 1 + has_mean))
-            last = block
-        rows.append([r["name"], *(cell(r[n], r[f"{n}_std"]) for n in names),
-                     *([cell(r["mean"])] if has_mean else []), f"{int(r['coverage'])}/{len(names)}"])
-    headers = ["method", *(f"{n} ({metrics[n]})" for n in names), *(["mean"] if has_mean else []), "datasets"]
-    return tabulate(rows, headers=headers, tablefmt=TABLEFMT[fmt], disable_numparse=True)
-
-
 
 
 # ---- finding one run ---------------------------------------------------------------------------------
@@ -587,10 +596,13 @@ def resolve_run(results: Sequence[dict], dataset: str, ref: str, *, option: str 
         found = [r for r in runs if test(r)]
         if found:
             return max(found, key=lambda r: (r.get("date", ""), r["run_id"]))
-    known = ", ".join(sorted({r["run_id"] for r in runs})) or "none"
+    methods = sorted({r["method"] for r in runs})
+    known = (f"{len(runs)} runs of {', '.join(methods)}; give a run id, a method or a row name as "
+             "`ssfbench compare` shows it") if runs else "none"
     raise UserError(f"{option}: no run {ref!r} on {dataset} (runs on {dataset}: {known})")
 
 
-__all__ = ["ComparisonTable", "PAPER_FILES", "comparison_table", "paper_table", "paper_rows", "our_rows",
-           "committed_rows", "filter_methods", "add_coverage", "order_rows", "render_table", "render_summary",
-           "summary_frame", "table_frame", "cell", "resolve_run", "add_init_gains", "init_pairs"]
+__all__ = ["ComparisonTable", "PAPER_FILES", "TABLES", "comparison_table", "paper_table", "paper_rows", "our_rows",
+           "committed_rows", "filter_methods", "add_coverage", "order_rows", "summary_frame", "resolve_run",
+           "add_init_gains", "init_pairs", "part", "row_table", "variant_settings", "faces_off_protocol",
+           "recipe_off", "read_checked_board"]

@@ -2,14 +2,18 @@
 
 Per dataset, the paper-style table of :mod:`ssfbench.compare` (its groups as block rows, the paper's
 rows marked, your rows and the committed ones, coverage, the gain over each row's own initialisation)
-sortable by any column, the per-label chart that ``--plot`` draws (:func:`ssfbench.plots.grouped_bars`,
+sortable by any column: the leaderboard (one row per method configuration, its step-0 control folded
+into its provenance and its own-init and gain columns), then the ablations (the same methods with
+settings of their own), the per-label chart that ``--plot`` draws (:func:`ssfbench.plots.grouped_bars`,
 inlined as a PNG data URI), then the summary across datasets (the paper's Table 5) and, when asked
 (``--vs A B``), the paired bootstrap intervals. Each row carries its provenance (hover for a summary,
 click the row to open it): every run's command line, commit, seed, date, versions and preprocessing
 for ssfbench rows, the table it comes from for the paper's. Rows whose faces were not prepared the
-paper's way (:func:`ssfbench.compare.off_protocol`) are marked ``†``.
+paper's way (:func:`ssfbench.results.off_protocol`) are marked ``†``, rows on the paper's data not
+pretrained by the paper's recipe (:func:`ssfbench.results.recipe_deviation`) ``‡``.
 
-The page needs no network: CSS and JavaScript are inline, the charts are data URIs. Sorting: a click
+The page needs no network: CSS and JavaScript (package data files, ``ssfbench/report_assets/``) are
+inlined, the charts are data URIs. Sorting: a click
 on a header sorts by that column (again: the other direction; a third time: back to the paper's
 order, blocks shown); blank cells always sort last.
 """
@@ -19,7 +23,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,102 +31,45 @@ from typing import Any
 import pandas as pd
 
 from ssfbench.compare import (
+    INIT_AVG_HEADER,
     INIT_HEADER,
     OFF_PROTOCOL_MARK,
     ORIGIN_COMMITTED,
     ORIGIN_OUT,
     ORIGIN_PAPER,
+    RECIPE_MARK,
+    STATISTICS_HEADER,
+    TABLE_TITLES,
     ComparisonTable,
-    block_title,
-    caption,
-    cell,
     faces_note,
     faces_off_protocol,
     gain_cell,
-    has_gains,
-    off_protocol,
+    part,
+    recipe_off,
+    statistics_cell,
     summary_frame,
 )
 from ssfbench.errors import UserError
 from ssfbench.fileio import atomic_write_bytes
+from ssfbench.render import caption, footnotes, gain_headers, row_block, summary_block
+from ssfbench.results import off_protocol, recipe_deviation
+from ssfbench.tables import blocks, gain_text, missing, score
 
 #: what each row origin is called in its badge
 BADGES = {ORIGIN_PAPER: "paper", ORIGIN_OUT: "your run", ORIGIN_COMMITTED: "committed"}
 OFF_PROTOCOL_NOTE = ("faces not prepared the paper's way (crop=centre, or some frames centre-squared or cut to "
                      "their box: face_preprocessing.paper is false): not comparable with the paper's rows")
+RECIPE_NOTE = "pretrained otherwise than by the paper's recipe (the settings that differ: in the row's provenance)"
 
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1600px;
- padding:0 16px;color:#1d2330}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 4px}
-.caption,.note{color:#555;font-size:12.5px;margin:2px 0 8px}
-.scroll{overflow-x:auto}
-table{border-collapse:collapse;font-size:13px;font-variant-numeric:tabular-nums;margin:4px 0 12px}
-.sd{font-size:11px;color:#777}
-th,td{padding:3px 6px;border-bottom:1px solid #e3e6ec;text-align:right;white-space:nowrap}
-th:first-child,td:first-child{text-align:left}
-thead th{background:#f3f5f9;white-space:normal;cursor:pointer;user-select:none;position:sticky;top:0}
-thead th:hover{background:#e4e9f2}
-thead th[aria-sort=ascending]::after{content:" \\25B2";font-size:10px}
-thead th[aria-sort=descending]::after{content:" \\25BC";font-size:10px}
-tbody.block th{background:#fafbfd;text-align:left;font-weight:600;color:#334;padding-top:8px}
-tr.row{cursor:pointer}tr.row:hover td{background:#f6f9ff}
-tr.paper td{color:#555;font-style:italic}
-tr.offprot td:first-child{color:#a33}
-.badge{display:inline-block;font-size:10.5px;font-style:normal;padding:0 5px;margin-left:6px;border-radius:8px;
- background:#e8ecf3;color:#445;vertical-align:1px}
-.badge.paper{background:#f1e7d0}.badge.your{background:#d8eedc}.badge.off{background:#f6d6d6;color:#822}
-tr.prov td{background:#fbfbfd;text-align:left;white-space:normal;font-size:12.5px;color:#333}
-tr.prov code{font-size:12px;background:#eef0f4;padding:1px 4px;border-radius:3px;word-break:break-all}
-tr.prov ul{margin:2px 0 4px 18px;padding:0}
-img.chart{max-width:min(100%,1200px);border:1px solid #e3e6ec}
-"""
+#: the page's style sheet and script, package data files inlined into the page
+ASSETS = "report_assets"
 
-JS = """
-document.querySelectorAll("table.sortable").forEach(function (table) {
-  var heads = table.tHead.rows[0].cells;
-  function key(group, col) {
-    var c = group.rows[0].cells[col];
-    return c ? c.getAttribute("data-v") : "";
-  }
-  Array.prototype.forEach.call(heads, function (th, col) {
-    th.addEventListener("click", function () {
-      var state = th.getAttribute("aria-sort");
-      var next = state === null ? (th.dataset.type === "text" ? "ascending" : "descending")
-        : (state === (th.dataset.type === "text" ? "ascending" : "descending")
-           ? (th.dataset.type === "text" ? "descending" : "ascending") : null);
-      Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
-      var groups = Array.prototype.slice.call(table.tBodies).filter(function (b) {
-        return b.classList.contains("entry"); });
-      var blocks = Array.prototype.slice.call(table.tBodies).filter(function (b) {
-        return b.classList.contains("block"); });
-      if (next === null) {
-        var all = Array.prototype.slice.call(table.tBodies);
-        all.sort(function (a, b) { return a.dataset.order - b.dataset.order; });
-        all.forEach(function (b) { table.appendChild(b); });
-        blocks.forEach(function (b) { b.hidden = false; });
-        return;
-      }
-      th.setAttribute("aria-sort", next);
-      var sign = next === "ascending" ? 1 : -1, text = th.dataset.type === "text";
-      groups.sort(function (a, b) {
-        var x = key(a, col), y = key(b, col);
-        if (x === "" || y === "") { return (x === "") - (y === "") || a.dataset.order - b.dataset.order; }
-        var d = text ? x.localeCompare(y) : parseFloat(x) - parseFloat(y);
-        return sign * d || a.dataset.order - b.dataset.order;
-      });
-      blocks.forEach(function (b) { b.hidden = true; });
-      groups.forEach(function (g) { table.appendChild(g); });
-    });
-  });
-  Array.prototype.forEach.call(table.querySelectorAll("tr.row"), function (tr) {
-    tr.addEventListener("click", function () {
-      var prov = tr.nextElementSibling;
-      if (prov) { prov.hidden = !prov.hidden; }
-    });
-  });
-});
-"""
+
+def asset(name: str) -> str:
+    """The text of one of the page's package data files (``ssfbench/report_assets/NAME``)."""
+    import importlib.resources
+
+    return (importlib.resources.files("ssfbench") / ASSETS / name).read_text(encoding="utf-8")
 
 
 def _e(text: Any) -> str:
@@ -131,19 +77,17 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _score(value: Any, std: Any = math.nan) -> str:
+def _score(value: Any, std: Any = None) -> str:
     """A score cell's HTML: ``43.1`` and, when there is one, its std in a smaller ``± 1.2``."""
-    shown = cell(value)
-    if shown and std is not None and not pd.isna(std):
-        shown += f'<span class="sd"> ± {100 * float(std):.1f}</span>'
+    shown = score(value)
+    if shown and not missing(std):
+        shown += f'<span class="sd"> ± {score(std)}</span>'
     return shown
 
 
 def _num(value: Any) -> str:
     """A sort key for a score cell: x100, or blank when missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value):
-        return ""
-    return f"{100 * float(value):.4f}"
+    return "" if missing(value) else f"{100 * float(value):.4f}"
 
 
 # ---- provenance -------------------------------------------------------------------------------------
@@ -181,12 +125,42 @@ def _run_html(result: Mapping) -> str:
             f"{_e(result.get('protocol_version', ''))}{control}<br>command: <code>{_e(command)}</code><br>"
             f"preprocessing: {_e(_preprocessing(result))}"
             + (f"<br><b>{OFF_PROTOCOL_MARK.strip()} {_e(OFF_PROTOCOL_NOTE)}</b>" if off_protocol(result) else "")
+            + (f"<br><b>{RECIPE_MARK.strip()} {_e(reason)}</b>" if (reason := recipe_deviation(result)) else "")
             + "</li>")
 
 
-def provenance(row: pd.Series, results: Sequence[Mapping]) -> tuple[str, str]:
-    """(hover text, HTML of the opened provenance) of one row."""
-    block = block_title(row["group"], row["source"], row["origin"])
+def control_results(row: pd.Series, dataset: str, sources: Mapping[str, tuple[Path, Sequence[Mapping]]]) -> list[Mapping]:
+    """The result records of a row's step-0 control (its ``init_config``, same origin), for its provenance."""
+    config = str(row.get("init_config") or "")
+    if row["origin"] not in sources or not config:
+        return []
+    _, results = sources[row["origin"]]
+    return sorted((r for r in results if r["dataset"] == dataset and r["config_hash"] == config),
+                  key=lambda r: r["run_id"])
+
+
+def _controls_html(row: pd.Series, controls: Sequence[Mapping] = ()) -> tuple[str, str]:
+    """(hover text, HTML) of what the row's controls say: its own initialisation (the step-0 control's
+    average, the gain over it and the control's runs) and the gain with statistics re-estimated (its
+    bn=data run)."""
+    if missing(row.get("init_gain")):
+        return "", ""
+    text = (f"own init {score(row.get('init_avg'))} (step-0 control, {int(row['init_seeds'])} seed(s)), "
+            f"Δ own init {gain_cell(row)}")
+    body = (f"<br>Own initialisation: step-0 control <code>{_e(str(row.get('init_config', ''))[:12])}</code>, "
+            f"average {_e(score(row.get('init_avg')))} over {int(row['init_seeds'])} paired seed(s); "
+            f"{_e(INIT_HEADER)} {_e(gain_cell(row))}"
+            + (f"; its runs:<ul>{''.join(_run_html(r) for r in controls)}</ul>" if controls else ""))
+    if not missing(row.get("bn_gain")):
+        text += f"; BN re-estimated {statistics_cell(row)}"
+        body += f"<br>{_e(STATISTICS_HEADER)} (its bn=data run): {_e(statistics_cell(row))}"
+    return "; " + text, body
+
+
+def provenance(row: pd.Series, results: Sequence[Mapping], controls: Sequence[Mapping] = ()) -> tuple[str, str]:
+    """(hover text, HTML of the opened provenance) of one row: its runs and its folded controls
+    (``controls``: the step-0 control's result records)."""
+    block = row_block(row)
     if row["origin"] == ORIGIN_PAPER:
         text = f"{block}: the number the paper prints (results/paper/)"
         return text, _e(text)
@@ -196,10 +170,11 @@ def provenance(row: pd.Series, results: Sequence[Mapping]) -> tuple[str, str]:
         return text, _e(text)
     seeds = " ".join(str(r["seed"]) for r in results)
     commits = sorted({((r.get("rerun") or {}).get("git") or {}).get("commit", "")[:7] or "?" for r in results})
+    controls_text, controls_body = _controls_html(row, controls)
     text = (f"{block}: {len(results)} run(s), seeds {seeds}, commit {', '.join(commits)}; "
-            f"config {str(row['config_hash'])[:12]} (click for the commands)")
+            f"config {str(row['config_hash'])[:12]}{controls_text} (click for the commands)")
     body = (f"<b>{_e(block)}</b>, configuration <code>{_e(row['config_hash'])}</code>, "
-            f"{len(results)} run(s):<ul>{''.join(_run_html(r) for r in results)}</ul>")
+            f"{len(results)} run(s):<ul>{''.join(_run_html(r) for r in results)}</ul>{controls_body}")
     return text, body
 
 
@@ -212,41 +187,55 @@ def _header(cells: Sequence[tuple[str, str]]) -> str:
         "</tr></thead>"
 
 
-def dataset_table(table: ComparisonTable, sources: Mapping[str, tuple[Path, Sequence[Mapping]]]) -> str:
-    """The sortable HTML table of one dataset: block rows, one entry per row with its provenance."""
-    gains = has_gains(table)
-    heads = [("method", "text"), *((lab, "num") for lab in table.labels), ("avg", "num"),
-             *([(INIT_HEADER, "num")] if gains else []), ("coverage", "num")]
+def dataset_table(table: ComparisonTable, sources: Mapping[str, tuple[Path, Sequence[Mapping]]], *,
+                  which: str = "leaderboard", gains: Sequence[str] | None = None) -> str:
+    """The sortable HTML table of one part of a dataset's table (``which``: leaderboard, ablations or
+    controls): block rows, one entry per row with its provenance. The leaderboard's table carries
+    ``data-dataset``, the others ``data-part`` as well."""
+    gains = gain_headers(table) if gains is None else gains
+    sub = part(table, which)
+    heads = [("method", "text"), *((lab, "num") for lab in sub.labels), ("avg", "num"),
+             *((h, "num") for h in gains), ("coverage", "num")]
     width = len(heads)
-    parts, last, order = [], None, 0
-    for _, r in table.rows.iterrows():
-        block = block_title(r["group"], r["source"], r["origin"])
-        if block != last:
+    parts, order = [], 0
+    for block, (_, r) in blocks(sub.rows.iterrows(), lambda item: row_block(item[1])):
+        if block is not None:
             parts.append(f'<tbody class="block" data-order="{order}"><tr><th colspan="{width}">{_e(block)}</th></tr>'
                          "</tbody>")
             order += 1
-            last = block
         results = row_results(r, table.dataset, sources)
         off = faces_off_protocol(r["faces"])
-        hover, body = provenance(r, results)
+        off_recipe = recipe_off(r.get("recipe", ""))
+        hover, body = provenance(r, results, control_results(r, table.dataset, sources))
+        if off_recipe:
+            hover += f"; {RECIPE_MARK.strip()} {r['recipe']}"
+            body += f"<br><b>{RECIPE_MARK.strip()} {_e(r['recipe'])}</b>"
         badge = BADGES.get(r["origin"], r["origin"])
-        classes = " ".join(c for c in ("row", "paper" if r["origin"] == ORIGIN_PAPER else "", "offprot" if off else "")
-                           if c)
+        classes = " ".join(c for c in ("row", "paper" if r["origin"] == ORIGIN_PAPER else "", "offprot" if off else "",
+                                       "offrecipe" if off_recipe else "") if c)
         name = (_e(r["name"])
                 + f'<span class="badge {badge.split()[0]}">{_e(badge)}</span>'
-                + (f'<span class="badge off">{_e(faces_note(r["faces"]))}</span>' if off else ""))
+                + (f'<span class="badge off">{_e(faces_note(r["faces"]))}</span>' if off else "")
+                + ('<span class="badge off">not the paper\'s recipe</span>' if off_recipe else ""))
         cells = [f'<td data-v="{_e(r["name"])}">{name}</td>']
-        cells += [f'<td data-v="{_num(r[lab])}">{_score(r[lab], r[f"{lab}_std"])}</td>' for lab in table.labels]
+        cells += [f'<td data-v="{_num(r[lab])}">{_score(r[lab], r[f"{lab}_std"])}</td>' for lab in sub.labels]
         cells.append(f'<td data-v="{_num(r["avg"])}"><b>{_score(r["avg"], r["avg_std"])}</b></td>')
-        if gains:
-            cells.append(f'<td data-v="{_num(r.get("init_gain"))}">{_e(gain_cell(r))}</td>')
-        cells.append(f'<td data-v="{int(r["coverage"])}">{int(r["coverage"])}/{len(table.labels)}</td>')
+        keys = {INIT_AVG_HEADER: ("init_avg", score(r.get("init_avg"))), INIT_HEADER: ("init_gain", gain_cell(r)),
+                STATISTICS_HEADER: ("bn_gain", gain_text(r.get("bn_gain"), r.get("bn_low"), r.get("bn_high")))}
+        for h in gains:
+            col, shown = keys[h]
+            cells.append(f'<td data-v="{_num(r.get(col))}">{_e(shown)}</td>')
+        cells.append(f'<td data-v="{int(r["coverage"])}">{int(r["coverage"])}/{len(sub.labels)}</td>')
         parts.append(f'<tbody class="entry" data-order="{order}"><tr class="{classes}" title="{_e(hover)}" '
                      f'data-origin="{_e(r["origin"])}" data-config-hash="{_e(r["config_hash"])}" '
-                     f'data-off-protocol="{str(off).lower()}">{"".join(cells)}</tr>'
+                     f'data-init-config="{_e(r.get("init_config", "") or "")}" '
+                     f'data-off-protocol="{str(off).lower()}" data-off-recipe="{str(off_recipe).lower()}">'
+                     f'{"".join(cells)}</tr>'
                      f'<tr class="prov" hidden><td colspan="{width}">{body}</td></tr></tbody>')
         order += 1
-    return (f'<div class="scroll"><table class="board sortable" data-dataset="{_e(table.dataset)}">'
+    which_attr = (f'data-dataset="{_e(table.dataset)}"' if which == "leaderboard" else
+                  f'data-part="{_e(which)}" data-of="{_e(table.dataset)}"')
+    return (f'<div class="scroll"><table class="board {_e(which)} sortable" {which_attr}>'
             f'{_header(heads)}{"".join(parts)}</table></div>')
 
 
@@ -258,20 +247,18 @@ def summary_table(tables: Sequence[ComparisonTable]) -> str:
     metrics = {t.dataset: t.metric_name for t in tables}
     heads = [("method", "text"), *((f"{n} ({metrics[n]})", "num") for n in names),
              *([("mean", "num")] if has_mean else []), ("datasets", "num")]
-    parts, last, order = [], None, 0
-    for _, r in frame.iterrows():
-        block = block_title(r["group"], r["source"], r["origin"])
-        if block != last:
+    parts, order = [], 0
+    for block, (_, r) in blocks(frame.iterrows(), lambda item: summary_block(item[1])):
+        if block is not None:
             parts.append(f'<tbody class="block" data-order="{order}"><tr><th colspan="{len(heads)}">{_e(block)}</th>'
                          "</tr></tbody>")
             order += 1
-            last = block
         badge = BADGES.get(r["origin"], r["origin"])
         cells = [f'<td data-v="{_e(r["name"])}">{_e(r["name"])}<span class="badge {badge.split()[0]}">'
                  f'{_e(badge)}</span></td>']
         cells += [f'<td data-v="{_num(r[n])}">{_score(r[n], r[f"{n}_std"])}</td>' for n in names]
         if has_mean:
-            cells.append(f'<td data-v="{_num(r["mean"])}"><b>{_e(cell(r["mean"]))}</b></td>')
+            cells.append(f'<td data-v="{_num(r["mean"])}"><b>{_e(score(r["mean"]))}</b></td>')
         cells.append(f'<td data-v="{int(r["coverage"])}">{int(r["coverage"])}/{len(names)}</td>')
         row_class = "row paper" if r["origin"] == ORIGIN_PAPER else "row"
         parts.append(f'<tbody class="entry" data-order="{order}"><tr class="{row_class}">{"".join(cells)}</tr></tbody>')
@@ -299,7 +286,7 @@ def chart(table: ComparisonTable) -> str:
 
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            png = grouped_bars([table], Path(tmp) / "chart.png").read_bytes()
+            png = grouped_bars([part(table, "leaderboard")], Path(tmp) / "chart.png").read_bytes()
         except UserError as exc:
             return f'<p class="note">(no chart: {_e(str(exc).removeprefix("--plot: "))})</p>'
     data = base64.b64encode(png).decode("ascii")
@@ -317,14 +304,23 @@ def render_page(tables: Sequence[ComparisonTable], sources: Mapping[str, tuple[P
             '<p class="note">Click a column header to sort (again: reverse; a third time: the paper\'s order). '
             "Hover a row for where it comes from, click it for every run's command, commit, seeds and "
             f"preprocessing. Badges: <i>paper</i> = the paper's printed number, <i>your run</i> = results in "
-            f"--out, <i>committed</i> = this repository's results/. {OFF_PROTOCOL_MARK.strip()} = {_e(OFF_PROTOCOL_NOTE)}.</p>",
+            f"--out, <i>committed</i> = this repository's results/. {OFF_PROTOCOL_MARK.strip()} = {_e(OFF_PROTOCOL_NOTE)}; "
+            f"{RECIPE_MARK.strip()} = {_e(RECIPE_NOTE)}. One row per method configuration (seeds averaged); its "
+            f"step-0 control (the same seeds at step 0) is folded into it: <i>{_e(INIT_AVG_HEADER)}</i> is that "
+            f"control's average, <i>{_e(INIT_HEADER)}</i> the gain over it. The same methods with settings of "
+            "their own (budget, data, statistics) are in each dataset's ablations table.</p>",
             '<p class="note">Datasets: ' + ", ".join(f'<a href="#{_e(t.dataset)}">{_e(t.dataset)}</a>' for t in tables)
             + (', <a href="#summary">summary</a>' if len(tables) > 1 else "")
             + (', <a href="#vs">paired bootstrap</a>' if vs is not None else "") + "</p>"]
     for t in tables:
+        notes = "".join(f'<p class="note">{_e(n)}</p>' for n in footnotes(t))
         body += [f'<section id="{_e(t.dataset)}"><h2>{_e(t.dataset)} <small>({_e(t.metric_name)})</small></h2>',
-                 f'<p class="caption">{_e(caption(t))}</p>', dataset_table(t, sources),
-                 chart(t) if charts else "", "</section>"]
+                 f'<p class="caption">{_e(caption(t))}</p>', dataset_table(t, sources), notes,
+                 chart(t) if charts else ""]
+        if len(part(t, "ablations").rows):
+            body += [f"<h3>{_e(t.dataset)}: {_e(TABLE_TITLES['ablations'])}</h3>",
+                     dataset_table(t, sources, which="ablations", gains=gain_headers(t))]
+        body.append("</section>")
     if len(tables) > 1:
         body += ['<section id="summary"><h2>Summary across datasets</h2>',
                  '<p class="caption">average per dataset (x100, like the paper\'s Table 5); blank = no result; mean '
@@ -335,7 +331,8 @@ def render_page(tables: Sequence[ComparisonTable], sources: Mapping[str, tuple[P
                  frame_table(frame, "vs"), "</section>"]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_e(title)}</title>"
-            f"<style>{CSS}</style></head><body>{''.join(body)}<script>{JS}</script></body></html>\n")
+            f"<style>{asset('leaderboard.css')}</style></head><body>{''.join(body)}"
+            f"<script>{asset('leaderboard.js')}</script></body></html>\n")
 
 
 def write_page(path: Path, tables: Sequence[ComparisonTable], sources: Mapping[str, tuple[Path, Sequence[Mapping]]],

@@ -22,7 +22,8 @@ from ssfbench.layout import ResultsLayout
 from ssfbench.records import SCHEMA, Result, ResultFileError, role_of
 
 __all__ = ["SCHEMA", "Result", "ResultFileWarning", "result_path", "write_result", "load_results",
-           "build_leaderboard", "write_leaderboards", "read_leaderboard", "label_columns", "summarise_folds"]
+           "build_leaderboard", "write_leaderboards", "read_leaderboard", "label_columns", "summarise_folds",
+           "off_protocol", "recipe_deviation", "inconsistent_rows", "PAPER_FILES"]
 
 
 class ResultFileWarning(UserWarning):
@@ -31,6 +32,15 @@ class ResultFileWarning(UserWarning):
 # agrees with the run files except within 5e-7 of a rounding boundary (4 decimals moved 0.1s).
 LEADERBOARD_FLOAT_FORMAT = "%.6f"
 PROVENANCE = ["run_id", "config_hash", "protocol_version", "ssfbench_version", "date"]
+
+#: the paper's datasets (its real ones): dataset -> (its main table, its supplementary tables), file names
+#: under results/paper/; a row on one of these is compared with the paper's rows
+PAPER_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "bp4d": ("table1_bp4d.csv", ("supp_table1_bp4d.csv", "supp_table5_bp4d_backbones.csv")),
+    "disfa": ("table2_disfa.csv", ("supp_table2_disfa.csv",)),
+    "emotionet": ("table3_emotionet.csv", ("supp_table3_emotionet.csv",)),
+    "affectnet": ("table4_affectnet.csv", ("supp_table4_affectnet.csv",)),
+}
 
 
 def summarise_folds(per_fold: dict[str, dict[str, float]], labels: list[str]) -> dict[str, Any]:
@@ -179,9 +189,14 @@ def build_leaderboard(results: list[dict[str, Any]], dataset: str) -> pd.DataFra
         row["n_folds"] = len(first.get("scores_per_fold") or {})
         row["faces"] = faces_column(first)
         row.update(extras)
+        row["recipe"] = recipe_column(first)
+        row["dataset_fingerprint"] = first["dataset_fingerprint"]
+        row["data"] = data_column(first)
         stds = means.std(axis=0) if len(runs) > 1 else [_fold_std(first, (first.get("std") or {}).get(lab))
                                                          for lab in labels]
         row.update({f"{lab}_std": float(v) for lab, v in zip(labels, stds)})  # same spread as avg_std, per label
+        for col in LATER_COLUMNS:  # columns added after the first leaderboards: last, so older CSVs read alike
+            row[col] = row.pop(col)
         table.append(row)
     df = pd.DataFrame(table)
     return df.sort_values(["avg", "method", "variant", "backbone", "config_hash", "run_id"],
@@ -248,6 +263,55 @@ def off_protocol(result: Mapping[str, Any]) -> bool:
             or fallback_percent(result) > OFF_PROTOCOL_THRESHOLD)
 
 
+#: the leaderboard's ``recipe`` value of real-data rows pretrained otherwise than by a named recipe starts with this
+NOT_RECIPE = "not the paper's recipe"
+
+
+def recipe_deviation(result: Mapping[str, Any]) -> str | None:
+    """Why a row on one of the paper's (real) datasets was not pretrained the paper's way, e.g.
+    ``not the paper's recipe: steps 300 (paper 50 epochs), batch_size 16 (paper 48)``, or None: the
+    dataset is not one of the paper's, the encoder was not pretrained by ssfbench (no ``recipe``
+    record), or its recipe record lists no deviation. Rows with a reason are marked ``‡``."""
+    recipe = result.get("recipe")
+    if result.get("dataset") not in PAPER_FILES or not isinstance(recipe, Mapping):
+        return None
+    deviations = recipe.get("deviations") or {}
+    if not deviations:
+        return None
+    parts = []
+    for setting in sorted(deviations):
+        value = deviations[setting]
+        if isinstance(value, Mapping):
+            parts.append(f"{setting} {_plain(value.get('run'))} (paper {_plain(value.get('paper'))})")
+        else:
+            parts.append(f"{setting} {_plain(value)}")
+    return f"{NOT_RECIPE}: {', '.join(parts)}"
+
+
+def _plain(value: Any) -> str:
+    """A setting's value as written in a mark (JSON for lists and mappings)."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def recipe_column(result: Mapping[str, Any]) -> str:
+    """A result's ``recipe`` column: :func:`recipe_deviation`'s reason, else the recipe's name, else empty."""
+    reason = recipe_deviation(result)
+    if reason is not None:
+        return reason
+    recipe = result.get("recipe")
+    return str(recipe.get("name") or "") if isinstance(recipe, Mapping) else ""
+
+
+def data_column(result: Mapping[str, Any]) -> str:
+    """The evaluation data's non-default options of a result (its ``--data-option`` values for the dataset,
+    and ``data_seed`` when not 0), e.g. ``noise=0.2 data_seed=1``; empty for the default data."""
+    options = (result.get("dataset_options") or {}).get(result.get("dataset"), {}) or {}
+    parts = [f"{k}={v}" for k, v in sorted(options.items())]
+    if result.get("data_seed"):
+        parts.append(f"data_seed={result['data_seed']}")
+    return " ".join(parts)
+
+
 def faces_column(result: dict[str, Any]) -> str:
     """How a result's faces were prepared, for the leaderboard's ``faces`` column: ``paper``,
     ``not the paper's: 37.5 % centre-squared`` (frames fell back), ``not the paper's: <crop>``
@@ -271,10 +335,17 @@ def _fold_std(result: dict[str, Any], value: Any) -> float:
     return np.nan if len(result.get("scores_per_fold") or {}) < 2 else _num(value)
 
 
+#: leaderboard columns added after the first committed leaderboards, written last (absent in older CSVs)
+LATER_COLUMNS = ["recipe", "dataset_fingerprint", "data"]
+
 TEXT_COLUMNS = ["method", "variant", "backbone", "source", "display_name", "seeds", "run_id", "config_hash",
                 "protocol_version", "ssfbench_version", "date",
                 # extra text columns of leaderboards and of the paper's tables (results/paper/)
-                "metric", "role", "group", "dataset", "unit", "paper_table", "reference", "note", "faces"]
+                "metric", "role", "group", "dataset", "unit", "paper_table", "reference", "note", "faces",
+                *LATER_COLUMNS]
+
+#: how far a leaderboard row's ``avg`` may be from the mean of its label columns (CSV rounding)
+AVG_TOLERANCE = 5e-4
 
 #: leading identity columns of every leaderboard CSV; the label columns follow them, up to ``avg``
 ID_COLUMNS = ["method", "variant", "backbone", "source", "display_name"]
@@ -290,12 +361,42 @@ def label_columns(board: pd.DataFrame) -> list[str]:
 
 
 def read_leaderboard(path: Path) -> pd.DataFrame:
-    """Read a leaderboard CSV: text columns as strings ('' when empty), scores as floats (NaN when empty)."""
+    """Read a leaderboard CSV: text columns as strings ('' when empty), every other column as numbers
+    (NaN when empty). A cell that is not a number is one :class:`~ssfbench.errors.UserError` naming
+    the file, its line and the column."""
+    from ssfbench.errors import UserError
+
     df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
-    for col in TEXT_COLUMNS:
-        if col in df:
+    for col in df.columns:
+        if col in TEXT_COLUMNS:
             df[col] = df[col].fillna("")
+        elif not pd.api.types.is_numeric_dtype(df[col]):
+            numbers = pd.to_numeric(df[col], errors="coerce")
+            bad = numbers.isna() & df[col].notna()
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(f"{path}: line {i + 2} (row {i + 1}), column {col!r}: {df[col].iloc[i]!r} is not a number "
+                            "(score columns hold fractions in [0, 1])")
     return df
+
+
+def inconsistent_rows(board: pd.DataFrame) -> list[tuple[int, str]]:
+    """(row position, what disagrees) for every ssfbench leaderboard row whose ``avg`` is not the mean of
+    its label columns (the consistency check of result files, for CSV rows: e.g. a hand-edited average).
+    The paper's rows keep the average the paper prints and are not checked."""
+    labels = label_columns(board)
+    if "avg" not in board or not labels:
+        return []
+    out = []
+    for i, (_, r) in enumerate(board.iterrows()):
+        if str(r.get("source", "")).startswith("paper") or str(r.get("unit", "")) == "percent":
+            continue
+        values = r[labels].astype(float).to_numpy()
+        avg = float(r["avg"])
+        if np.isnan(avg) or np.isnan(values).any():
+            continue
+        if abs(values.mean() - avg) > AVG_TOLERANCE:
+            out.append((i, f"avg {100 * avg:.1f} but its labels average {100 * values.mean():.1f}"))
+    return out
 
 
 def write_leaderboards(results_dir: Path) -> list[Path]:

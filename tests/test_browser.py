@@ -1,4 +1,5 @@
-"""The HTML leaderboard in headless Chromium: every table rendered with every committed row, a click
+"""The HTML leaderboard in headless Chromium: every committed row rendered (a row of the leaderboard
+or the ablations, or a step-0 control folded into its rows), a click
 on a column header sorts it, a click on a row opens its provenance, no console error; screenshot
 saved. Skipped, with the reason printed, only where no Chromium can be had (``.ci/run`` installs
 Debian's ``chromium`` with apt-get)."""
@@ -10,6 +11,7 @@ from browser import page, unavailable
 from cli_runner import run_main
 from conftest import REPO
 
+from ssfbench.compare import row_table
 from ssfbench.plots import MAX_ROWS
 from ssfbench.results import read_leaderboard
 
@@ -33,14 +35,20 @@ def test_leaderboard_page_in_chromium(which, tmp_path, capsys):
         assert code == 0, err
     with page() as (tab, errors):
         tab.goto(html.resolve().as_uri())
-        for dataset in ("synth-au", "synth-expr"):  # every committed row is rendered, in its own table
-            board = read_leaderboard(REPO / "results" / f"{dataset}.csv")
-            for config_hash in board["config_hash"]:
-                row = tab.locator(f'table[data-dataset="{dataset}"] tr.row[data-config-hash="{config_hash}"]')
-                assert row.count() == 1 and row.is_visible(), (dataset, config_hash)
+        for dataset in ("synth-au", "synth-expr"):  # every committed row is rendered: a row of its dataset's
+            board = read_leaderboard(REPO / "results" / f"{dataset}.csv")  # leaderboard or ablations, or a
+            for _, r in board.iterrows():  # step-0 control folded into the rows it controls
+                kind = row_table(r["source"], r["display_name"], r["variant"])
+                table = f'table[data-dataset="{dataset}"]' if kind == "leaderboard" else \
+                    f'table[data-part="ablations"][data-of="{dataset}"]'
+                attr = "data-init-config" if kind == "controls" else "data-config-hash"
+                row = tab.locator(f'#{dataset} tr.row[{attr}="{r["config_hash"]}"]' if kind == "controls" else
+                                  f'{table} tr.row[{attr}="{r["config_hash"]}"]')
+                assert row.count() >= 1 and row.first.is_visible(), (dataset, r["display_name"])
+                assert kind == "controls" or row.count() == 1
+            assert tab.locator(f'table[data-dataset="{dataset}"] tr.row').count() <= MAX_ROWS
         assert tab.locator("table.summary tr.row").count() >= 3
-        charts = sum(len(read_leaderboard(REPO / "results" / f"{d}.csv")) <= MAX_ROWS for d in ("synth-au", "synth-expr"))
-        assert tab.locator("img.chart").count() == charts  # beyond --plot's row limit the page says why instead
+        assert tab.locator("img.chart").count() == 2  # a table of methods: each dataset's chart is drawn
         assert all(tab.eval_on_selector_all("img.chart", "imgs => imgs.map(i => i.naturalWidth > 0)"))
 
         heads = tab.locator('table[data-dataset="synth-au"] thead th')

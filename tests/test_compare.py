@@ -15,11 +15,13 @@ import pytest
 from click.testing import CliRunner
 
 from ssfbench import compare as C
+from ssfbench import render as R
 from ssfbench.cli import cli, main
 from ssfbench.errors import UserError
 from ssfbench.results import (
     LEADERBOARD_FLOAT_FORMAT,
     build_leaderboard,
+    off_protocol,
     read_leaderboard,
     write_leaderboards,
     write_result,
@@ -128,7 +130,7 @@ def test_table_groups_orders_and_covers(out):
     assert ranking["AU1"] == pytest.approx(0.7) and ranking["AU1_std"] == pytest.approx(0.1)
     assert ranking["coverage"] == 3 and triplet["coverage"] == 2
     assert math.isnan(triplet["avg"])  # no average over the missing label
-    md = C.render_table(table, "md")
+    md = R.render_table(table, "md")
     assert "70.0 ± 10.0" in md and "2/3" in md and "**Floors and ceiling (ssfbench)**" in md
 
 
@@ -164,9 +166,9 @@ def test_summary_is_blank_where_a_dataset_is_missing(out):
 def test_methods_filter_and_formats(out):
     table = C.comparison_table("synth-au", out=out, committed=False, methods=["ranking", "Random init"])
     assert table.rows["name"].tolist() == ["Ranking k=1", "Random init"]
-    frame = pd.read_csv(io.StringIO(C.render_table(table, "csv")))
+    frame = pd.read_csv(io.StringIO(R.render_table(table, "csv")))
     assert frame.loc[0, "AU1"] == pytest.approx(70.0) and frame.loc[0, "AU1_std"] == pytest.approx(10.0)
-    assert r"\toprule" in C.render_table(table, "latex")
+    assert r"\toprule" in R.render_table(table, "latex")
 
 
 def test_committed_rows_are_shown_unless_they_are_yours(out, tmp_path, monkeypatch):
@@ -247,7 +249,7 @@ def test_rows_whose_faces_were_not_prepared_the_papers_way_are_marked(tmp_path):
              "face_preprocessing": {"crop": "aligned", "paper": True}}
     centre = {**fake_result("ranking", "bp4d", variant="k=2 crop", config="centre-cfg", display="Ranking k=2"),
               "face_preprocessing": {"crop": "center-square", "paper": False}}
-    assert not C.off_protocol(paper) and C.off_protocol(centre)
+    assert not off_protocol(paper) and off_protocol(centre)
     write_result(results, paper)
     write_result(results, centre)
     write_leaderboards(results)
@@ -256,4 +258,4 @@ def test_rows_whose_faces_were_not_prepared_the_papers_way_are_marked(tmp_path):
     table = C.comparison_table("bp4d", out=tmp_path / "out", paper="none", committed=False)
     marked = [n for n in table.rows["name"] if n.endswith(C.OFF_PROTOCOL_MARK)]
     assert len(marked) == 1 and "crop" in marked[0]
-    assert "† = faces not prepared the paper's way" in C.caption(table)
+    assert "† = faces not prepared the paper's way" in R.caption(table)

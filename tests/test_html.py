@@ -10,9 +10,9 @@ import shutil
 from cli_runner import run_main
 from conftest import REPO
 
-from ssfbench.compare import off_protocol
+from ssfbench.compare import row_table
 from ssfbench.plots import MAX_ROWS
-from ssfbench.results import read_leaderboard
+from ssfbench.results import off_protocol, read_leaderboard
 
 RANDOM = "random-default-resnet18-efe18c23-seed0"
 RANKING = "ranking-k2-resnet18-0850d35a-seed0"
@@ -35,15 +35,21 @@ def test_page_is_self_contained_with_every_committed_row_and_its_provenance(tmp_
     assert code == 0 and f"wrote {page}" in out, err
     text = page.read_text()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)  # nothing fetched from the network
-    charts = 0
     for dataset in ("synth-au", "synth-expr"):
         board = read_leaderboard(REPO / "results" / f"{dataset}.csv")
-        charts += len(board) <= MAX_ROWS  # one chart per dataset, or the note that --plot's limit names
-        section = text.split(f'data-dataset="{dataset}"')[1].split("</table>")[0]
-        for config_hash in board["config_hash"]:
-            assert section.count(f'data-config-hash="{config_hash}"') == 1
-    assert text.count('src="data:image/png;base64,') == charts
-    assert text.count("(no chart: more than") == 2 - charts
+        section = text.split(f'<section id="{dataset}"')[1].split("</section>")[0]
+        leaderboard = section.split(f'data-dataset="{dataset}"')[1].split("</table>")[0]
+        for _, row in board.iterrows():  # every committed row: a row of the leaderboard or the ablations,
+            config_hash, kind = row["config_hash"], row_table(row["source"], row["display_name"], row["variant"])
+            if kind == "controls":  # or a step-0 control folded into the rows it controls
+                assert f'data-init-config="{config_hash}"' in section, row["display_name"]
+                assert f'data-config-hash="{config_hash}"' not in section
+            else:
+                assert section.count(f'data-config-hash="{config_hash}"') == 1, row["display_name"]
+                assert (f'data-config-hash="{config_hash}"' in leaderboard) == (kind == "leaderboard")
+        assert len(re.findall(r'<tr class="row', leaderboard)) <= MAX_ROWS  # a table of methods: its chart is drawn
+    assert text.count('src="data:image/png;base64,') == 2 and "(no chart: more than" not in text
+    assert "own init" in text and 'data-part="ablations"' in text
     assert "Summary across datasets" in text and "Δ own init [95% CI]" in text
     assert "ssfbench run --method ranking --k 2 --seeds 0 1 2" in text and "1fabee5daa" in text  # provenance
     assert 'data-off-protocol="true"' not in text

@@ -60,14 +60,19 @@ def _default_datasets(out: Path) -> tuple[str, ...]:
 @click.option("--init-gains/--no-init-gains", default=True, show_default=True,
               help="Show each self-supervised row's gain over its own initialisation (step-0 control, paired "
                    "bootstrap 95%% CI over test subjects); rows whose runs have no control stay blank.")
+@click.option("--controls/--no-controls", default=False, show_default=True,
+              help="Also show the step-0 controls as rows of their own (a third table per dataset); they are "
+                   "always folded into the rows they control (own init, Δ own init).")
 @click.option("--resamples", type=int, default=1000, show_default=True, help="Bootstrap resamples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.pass_context
 def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[str, ...], out: Path, fmt: str,
                 output: Path | None, paper: str, committed: bool, plot: Path | None, curves: tuple[str, ...],
-                vs: tuple[str, str] | None, init_gains: bool, resamples: int, seed: int) -> None:
+                vs: tuple[str, str] | None, init_gains: bool, controls: bool, resamples: int, seed: int) -> None:
     """Paper-style tables: one per dataset (per-label scores, average, coverage), the paper's rows
-    beside yours, and a summary across datasets like the paper's Table 5.
+    beside yours, and a summary across datasets like the paper's Table 5. One row per method
+    configuration (seeds averaged) with its own initialisation and the gain over it; the same methods
+    with settings of their own (budget, data, statistics) in an ablations table below.
 
     \b
     ssfbench compare --datasets bp4d disfa                 # the paper's Tables 1 and 2 (+ your rows)
@@ -76,7 +81,8 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
     ssfbench compare --datasets synth-au --vs ranking random   # paired bootstrap CI of the difference
     ssfbench compare --curves RUN_ID RUN_ID2 --plot curves.png  # pretraining curves (runs/<run_id>/curve.csv)
     """
-    from ssfbench.compare import add_init_gains, caption, comparison_table, render_summary, render_table
+    from ssfbench.compare import add_init_gains, comparison_table
+    from ssfbench.render import caption, render_summary, render_table
     from ssfbench.results import load_results
 
     _check_out(ctx, out)
@@ -93,21 +99,24 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
 
         click.echo(f"wrote {draw_curves(curves, out, plot)}")
         return
+    if vs is not None and vs[0] == vs[1]:
+        raise UserError(f"--vs: A and B are both {vs[0]!r}: a run compared with itself differs by nothing; "
+                        "give two different runs")
     datasets = datasets or _default_datasets(out)
     results = load_results(out / "results") if out.is_dir() else []
+    sources = _result_sources(out, results, committed)
+    bootstrap = _bootstrap_frame(sources, datasets, vs, resamples, seed) if vs is not None else None  # errors first
     tables = [comparison_table(d, out=out, paper=paper, methods=methods, committed=committed, results=results)
               for d in datasets]
-    sources = _result_sources(out, results, committed)
     if init_gains:
         tables = [add_init_gains(t, sources, resamples=resamples, seed=seed) for t in tables]
-    _check_found(tables, methods)
+    _check_found(tables, methods, paper)
     if not results:
         click.echo(f"note: {out} holds no results of your runs; the tables show the paper's rows"
                    f"{' and the committed leaderboards' if committed else ''} only", err=True)
     if output is not None:
         from ssfbench.html import write_page
 
-        bootstrap = _bootstrap_frame(sources, datasets, vs, resamples, seed) if vs is not None else None
         click.echo(f"wrote {write_page(output, tables, sources, vs=bootstrap)}")
     printed = tables if output is None else []  # the page holds them
     for table in printed:
@@ -115,17 +124,18 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
             click.echo(f"\n{caption(table)}\n")
         elif fmt == "latex":
             click.echo(f"% {caption(table)}")
-        click.echo(render_table(table, fmt) if len(table.rows) else f"(no rows for {table.dataset})")
+        click.echo(render_table(table, fmt, controls=controls) if len(table.rows) else f"(no rows for {table.dataset})")
     if len([t for t in printed if len(t.rows)]) > 1:
         header = "summary: average per dataset (x100, like the paper's Table 5); blank = no result; mean only over complete rows"
         click.echo(f"\n{header}\n" if fmt == "md" else (f"% {header}" if fmt == "latex" else ""))
-        click.echo(render_summary([t for t in printed if len(t.rows)], fmt))
-    if vs is not None and output is None:
-        _bootstrap(sources, datasets, vs, resamples, seed, fmt)
+        click.echo(render_summary([t for t in printed if len(t.rows)], fmt, controls=controls))
+    if bootstrap is not None and output is None:
+        _print_bootstrap(bootstrap, fmt)
     if plot is not None:
+        from ssfbench.compare import part
         from ssfbench.plots import grouped_bars
 
-        click.echo(f"wrote {grouped_bars(tables, plot)}", err=fmt == "csv")
+        click.echo(f"wrote {grouped_bars([part(t, 'leaderboard') for t in tables], plot)}", err=fmt == "csv")
 
 
 def _result_sources(out: Path, results: list[dict], committed: bool) -> dict:
@@ -141,23 +151,29 @@ def _result_sources(out: Path, results: list[dict], committed: bool) -> dict:
     return sources
 
 
-def _check_found(tables: list, methods: tuple[str, ...]) -> None:
+def _check_found(tables: list, methods: tuple[str, ...], paper: str) -> None:
     """Refuse when nothing at all is found, naming what exists."""
+    from ssfbench.compare import PAPER_FILES
+
     if any(len(t.rows) for t in tables):
         return
     names = ", ".join(t.dataset for t in tables)
     if methods:
         raise UserError(f"--methods: no rows of {', '.join(methods)} for {names}")
-    raise UserError(f"--datasets: no results and no paper table for {names} (the paper covers bp4d, disfa, "
-                    "emotionet, affectnet; run `ssfbench run --method NAME --datasets ...` first)")
+    covered = [t.dataset for t in tables if t.dataset in PAPER_FILES]
+    if paper == "none" and covered:
+        raise UserError(f"--datasets: no results for {names}, and --paper none leaves out the paper's rows of "
+                        f"{', '.join(covered)} (drop --paper none to see them, or run `ssfbench run --method NAME "
+                        "--datasets ...` first)")
+    raise UserError(f"--datasets: no results and no paper table for {names} (the paper covers "
+                    f"{', '.join(PAPER_FILES)}; run `ssfbench run --method NAME --datasets ...` first)")
 
 
-def _bootstrap(sources: dict, datasets: tuple[str, ...], vs: tuple[str, str], resamples: int, seed: int,
-               fmt: str) -> None:
-    """Print the paired bootstrap of ``vs[0] - vs[1]`` on each dataset."""
+def _print_bootstrap(bootstrap: tuple, fmt: str) -> None:
+    """Print the paired bootstrap (frame, title) of :func:`_bootstrap_frame`."""
     from tabulate import tabulate
 
-    frame, title = _bootstrap_frame(sources, datasets, vs, resamples, seed)
+    frame, title = bootstrap
     if fmt == "csv":
         click.echo(frame.to_csv(index=False, float_format="%.2f"))
         return
@@ -192,6 +208,9 @@ def _bootstrap_frame(sources: dict, datasets: tuple[str, ...], vs: tuple[str, st
     for dataset in datasets:
         found = [_find_run(sources, dataset, ref) for ref in vs]
         (_, a), (_, b) = found
+        if a["run_id"] == b["run_id"]:
+            raise UserError(f"--vs: {vs[0]!r} and {vs[1]!r} are the same run on {dataset} ({a['run_id']}): "
+                            "give two different runs")
         pa, pb = (read_predictions(predictions_path(result_path(folder, r["run_id"], dataset))) for folder, r in found)
         res = paired_bootstrap(pa, pb, n_resamples=resamples, seed=seed)
         verdict = "A better" if res.low > 0 else ("B better" if res.high < 0 else "no significant difference")
