@@ -10,8 +10,9 @@ import pytest
 from replicas import make_bp4d, make_disfa
 
 from ssfbench.cli import main
-from ssfbench.compare import OFF_PROTOCOL_MARK, caption, comparison_table
+from ssfbench.compare import OFF_PROTOCOL_MARK, comparison_table
 from ssfbench.datasets._real_frames import NO_FACE
+from ssfbench.render import caption
 
 
 def _cli(argv: list[str]) -> int:
