@@ -145,6 +145,8 @@ METHODS: Registry[Method] = Registry(
         "supervised": "ssfbench.methods.supervised:SupervisedMethod",
         "fabnet": "ssfbench.methods.fabnet:FabNet",
         "tcae": "ssfbench.methods.tcae:TCAE",
+        "torchscript": "ssfbench.methods.torchscript:TorchScriptEncoder",
+        "python": "ssfbench.methods.python_encoder:PythonEncoder",
     },
 )
 
