@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,21 @@ def _triple(value: str, key: str, imagenet: tuple[float, float, float]) -> tuple
     if len(parts) != 3:
         raise ValueError(f"{key}: expected imagenet or three comma-separated numbers (R,G,B), got {value!r}")
     return parts  # type: ignore[return-value]
+
+
+class _Exported(torch.nn.Module):
+    """A ``torch.export`` program's module, which refuses ``train()``/``eval()`` (it is frozen in
+    the mode it was exported in): held outside the module tree and moved to the input's device."""
+
+    def __init__(self, program_module: torch.nn.Module) -> None:
+        super().__init__()
+        object.__setattr__(self, "program", program_module)  # not a child: the harness's eval() never reaches it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        first = next(iter([*self.program.parameters(), *self.program.buffers()]), None)
+        if first is not None and first.device != x.device:
+            self.program.to(x.device)
+        return self.program(x)
 
 
 class TorchScriptEncoder(FrozenModuleMethod):
@@ -101,13 +117,15 @@ class TorchScriptEncoder(FrozenModuleMethod):
     def _install(self, archive: dict[str, Any], where: str) -> None:
         buffer = io.BytesIO(archive["archive"])
         try:
-            if archive["format"] == "export":
-                module = torch.export.load(buffer).module()
-            else:
-                module = torch.jit.load(buffer, map_location="cpu")
+            with warnings.catch_warnings():  # torch's deprecation notice of TorchScript: the user chose the format
+                warnings.simplefilter("ignore", FutureWarning)
+                if archive["format"] == "export":
+                    module: torch.nn.Module = _Exported(torch.export.load(buffer).module())
+                else:
+                    module = torch.jit.load(buffer, map_location="cpu")
         except Exception as exc:  # noqa: BLE001 - any failure means the file is not such a module
             what = "torch.export program" if archive["format"] == "export" else "TorchScript archive"
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:160]
             raise UserError(f"{where}: not a readable {what} ({type(exc).__name__}: {first})") from None
         self.module = module
         if "embed_dim" not in archive:
@@ -122,7 +140,7 @@ class TorchScriptEncoder(FrozenModuleMethod):
         try:
             z = module(x)
         except Exception as exc:  # noqa: BLE001 - the module's own error, named in one line
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0][:160]
             raise UserError(f"{where}: the module fails on a float batch of shape {tuple(x.shape)} "
                             f"({type(exc).__name__}: {first}); set input_size to what it takes") from None
         if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[0] != 2:

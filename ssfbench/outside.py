@@ -87,7 +87,7 @@ class FrozenModuleMethod(Method):
 def _tensor_digest(h: Any, name: str, value: torch.Tensor) -> None:
     t = value.detach().cpu().contiguous()
     h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
 
 
 def module_digest(module: nn.Module) -> str:

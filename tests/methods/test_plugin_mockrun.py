@@ -91,9 +91,9 @@ def test_plugin_passes_mock_run_and_runs_through_the_probe(plugin, capsys):
     lines = out.splitlines()
     assert "from tinyssl" in lines[0]
     checks = [ln for ln in lines if ln.startswith(("PASS", "FAIL", "SKIP"))]
-    assert len(checks) == 11 and all(ln.startswith("PASS") for ln in checks), out
+    assert len(checks) == 12 and all(ln.startswith("PASS") for ln in checks), out
     assert any("training (2 steps, loss finite)" in ln for ln in checks)
-    assert lines[-1] == "result: all 11 checks passed for method 'tinytemporal'"
+    assert lines[-1] == "result: all 12 checks passed for method 'tinytemporal'"
 
     # the same plugin through the harness: pretrain, embed, probe, results and leaderboard
     out_dir = plugin / "out"
