@@ -39,7 +39,8 @@ _EXPORTS: dict[str, str] = {
     "Encoder": "ssfbench.encoders",
 }
 
-__all__ = ["PROTOCOL_VERSION", "__version__", *_EXPORTS]
+__all__ = ["PROTOCOL_VERSION", "__version__", "evaluate", "leaderboard", "run", "Preprocess", "Result", "Method",
+           "MethodConfig", "Encoder"]
 
 if TYPE_CHECKING:
     from ssfbench.encoders import Encoder

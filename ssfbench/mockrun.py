@@ -93,7 +93,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _state(method: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in method.state_dict().items()}
+    import torch
+
+    return {k: v.detach().clone() for k, v in method.state_dict().items() if isinstance(v, torch.Tensor)}
 
 
 def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> list[str]:

@@ -19,7 +19,6 @@ dict (they are identified by digest, or stored whole by the subclass as extra st
 from __future__ import annotations
 
 import hashlib
-import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass

@@ -160,7 +160,7 @@ def test_the_readme_worked_example_passes_mock_run(install_plugin):
         report = mock_run("tcn", backbone="test_resnet", steps=1)
     assert report.ok, "\n".join(report.lines())
     assert "from ssfbench-tcn" in report.header
-    assert [c.status for c in report.checks].count("PASS") == 11
+    assert [c.status for c in report.checks].count("PASS") == 12
 
 
 def test_mock_run_checks_a_method_with_other_settings():
