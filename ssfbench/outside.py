@@ -238,7 +238,7 @@ def evaluate(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], *, nam
              preprocess: Preprocess | None = None, out: str | Path = "ssfbench-out", seeds: int | Sequence[int] = (0,),
              device: str = "auto", identity: str | None = None, image_size: int | None = None,
              data_options: Mapping[str, Mapping[str, Any]] | None = None, progress: bool = True,
-             overwrite: str = "only-missing") -> list[Result]:
+             overwrite: str = "only-missing", workers: int | str = "auto") -> list[Result]:
     """Evaluate a frozen outside encoder as ``ssfbench run`` evaluates a method: embed every image of
     ``datasets`` into the HDF5 caches, fit the protocol's probe on its folds for each seed, write
     the results JSON files and leaderboard rows under ``out`` (``ssfbench compare --out OUT`` shows
@@ -261,10 +261,11 @@ def evaluate(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], *, nam
 
     ``roots`` = ``--root`` (``{dataset: path}``), ``data_options`` = ``--data-option``
     (``{dataset: {key: value}}``), ``seeds`` the probe's seeds, ``device`` ``auto``/``cpu``/``cuda[:N]``,
-    ``overwrite`` the embedding-cache policy of ``ssfbench run --overwrite``."""
+    ``overwrite`` the embedding-cache policy of ``ssfbench run --overwrite``, ``workers`` the image
+    reader processes (a count, or ``"auto"`` as ``--workers auto``)."""
     from ssfbench.device import resolve_device
     from ssfbench.runner import DEFAULT_IMAGE_SIZE
-    from ssfbench.sweep import base_spec, sweep
+    from ssfbench.sweep import base_spec, resolve_workers, sweep
 
     if not isinstance(name, str) or not name.strip():
         raise UserError(f"evaluate: name must be a non-empty string (the row's name), got {name!r}")
@@ -286,7 +287,8 @@ def evaluate(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], *, nam
                 "preprocess": preprocess.to_json()}
     base = base_spec(PYTHON_METHOD, image_size=image_size or preprocess.input_size, backbone=_label(encoder),
                      datasets=tuple(datasets), roots=roots, data_options=data_options, settings=settings, out=out,
-                     device=device, progress=progress, overwrite=overwrite,
+                     device=device, num_workers=resolve_workers(workers, device), progress=progress,
+                     overwrite=overwrite,
                      argv=("ssfbench.evaluate", f"name={name}", f"digest={digest}"))
     results = sweep(base, seeds=seed_list).results
     return sorted(results, key=lambda r: (tuple(base.datasets).index(r.dataset), seed_list.index(r.seed)))

@@ -163,7 +163,7 @@ def run(method: str, *, k: int | Sequence[int] = (), seeds: int | Sequence[int] 
         datasets: Sequence[str] = (), roots: Mapping[str, str | Path] | None = None,
         pretrain_data: str = "synth-vox", data_options: Mapping[str, Mapping[str, Any]] | None = None,
         settings: Mapping[str, Any] | None = None, lr: float | None = None, batch_size: int | None = None,
-        out: str | Path = "ssfbench-out", device: str = "auto", workers: int | str = 0,
+        out: str | Path = "ssfbench-out", device: str = "auto", workers: int | str = "auto",
         overwrite: str = "only-missing", progress: bool = True, ensemble: bool = True, resume: bool = True,
         checkpoint_every: int = 0, init_control: bool = True, log: str | None = None) -> list[Result]:
     """``ssfbench run`` from Python: pretrain (or reuse, or load ``weights``), embed, probe, write the
@@ -176,10 +176,7 @@ def run(method: str, *, k: int | Sequence[int] = (), seeds: int | Sequence[int] 
     :class:`~ssfbench.errors.UserError` before any work."""
     ks = (k,) if isinstance(k, int) else tuple(k)
     seed_list = (seeds,) if isinstance(seeds, int) else tuple(seeds)
-    if isinstance(workers, str):
-        from ssfbench.cli.options import parse_workers
-
-        workers = parse_workers(workers, device)
+    workers = resolve_workers(workers, device)
     argv = command_line(method, ks=ks, seeds=seed_list, steps=steps, epochs=epochs, image_size=image_size,
                         backbone=backbone, pretrained=pretrained, weights=weights, bn_stats=bn_stats,
                         datasets=datasets, roots=roots, pretrain_data=pretrain_data, data_options=data_options,
@@ -193,6 +190,17 @@ def run(method: str, *, k: int | Sequence[int] = (), seeds: int | Sequence[int] 
                      progress=progress, resume=resume, checkpoint_every=checkpoint_every,
                      init_control=init_control, log=log, argv=argv)
     return sweep(base, ks=ks, seeds=seed_list, epochs=epochs, ensemble=ensemble).results
+
+
+def resolve_workers(workers: int | str, device: str) -> int:
+    """DataLoader worker processes: a count, or ``"auto"`` as ``--workers auto`` decides it."""
+    if isinstance(workers, str):
+        from ssfbench.cli.options import parse_workers
+
+        return parse_workers(workers, device)
+    if workers < 0:
+        raise UserError(f"workers: expected a number >= 0 or auto, got {workers}")
+    return workers
 
 
 def command_line(method: str, **options: Any) -> tuple[str, ...]:
@@ -223,4 +231,4 @@ def command_line(method: str, **options: Any) -> tuple[str, ...]:
     return tuple(argv)
 
 
-__all__ = ["K_AXIS", "Sweep", "base_spec", "sweep", "run", "epochs_to_steps", "command_line"]
+__all__ = ["K_AXIS", "Sweep", "base_spec", "sweep", "run", "epochs_to_steps", "command_line", "resolve_workers"]

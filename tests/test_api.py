@@ -35,7 +35,7 @@ def _net(seed: int = 0) -> nn.Module:
 
 def _evaluate(encoder, out: Path, name: str, **kw):
     return ssfbench.evaluate(encoder, name=name, datasets=("synth-au",), preprocess=ssfbench.Preprocess(input_size=SIZE),
-                             out=out, data_options=TINY_AU, device="cpu", progress=False, **kw)
+                             out=out, data_options=TINY_AU, device="cpu", progress=False, workers=0, **kw)
 
 
 def _pooled(x: torch.Tensor) -> torch.Tensor:
@@ -129,7 +129,8 @@ def test_torchscript_needs_a_torchscript_file(tmp_path, capsys):
 def test_run_equals_the_command(tmp_path, capsys):
     opts = {"synth-vox": {"identities": 8}, **TINY_AU}
     api = ssfbench.run("ranking", k=(1, 2), steps=1, image_size=SIZE, datasets=("synth-au",), data_options=opts,
-                       batch_size=4, out=tmp_path / "api", progress=False, init_control=False, device="cpu")
+                       batch_size=4, out=tmp_path / "api", progress=False, init_control=False, device="cpu",
+                       workers=0)
     args = ["run", "--method", "ranking", "--k", "1", "2", "--steps", "1", "--batch-size", "4", "--no-init-control",
             "--data-option", "synth-vox.identities=8", "--out", str(tmp_path / "cli"), "--device", "cpu", *TINY_AU_ARGS]
     code, printed, err = run_main(args, capsys)
