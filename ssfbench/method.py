@@ -86,9 +86,9 @@ class Method(nn.Module, abc.ABC):
     #: embeddings of one encoder per value); None: the method has no ensemble
     ensemble_axis: ClassVar[str | None] = None
     #: for methods that evaluate a given file in a format of their own (e.g. ``"a TorchScript archive"``)
-    #: rather than a state dict: the harness requires ``--weights`` and hands its path to
-    #: :meth:`load_weights_file` (it never ``torch.load`` s such a file); None: ``--weights`` is optional
-    #: and read as a state dict
+    #: rather than a state dict: the harness requires ``--weights``, hands its path to
+    #: :meth:`load_weights_file` (it never ``torch.load`` s such a file) and evaluates it as saved (no
+    #: ``--bn-stats data``); None: ``--weights`` is optional and read as a state dict
     weights_format: ClassVar[str | None] = None
     #: settings that identify a run (they are in its config hash) but are not spelled out in its
     #: variant, e.g. a content digest and the row name of an encoder given in Python

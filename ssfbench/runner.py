@@ -627,6 +627,9 @@ def run(spec: RunSpec) -> RunOutput:
     if method.weights_format is not None and spec.weights is None:
         raise UserError(f"method {method.name!r} evaluates a given file: give it with --weights FILE "
                         f"({method.weights_format})")
+    if method.weights_format is not None and spec.bn_stats == "data":
+        raise UserError(f"--bn-stats data: method {method.name!r} evaluates its file as saved, BatchNorm "
+                        "statistics included; nothing is re-estimated")
     if method.needs_labels and spec.weights is not None:
         raise UserError(f"--weights: method {method.name!r} trains on each fold's labels; give its backbone "
                         "init with --pretrained (imagenet or a state-dict path) instead")

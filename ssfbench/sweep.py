@@ -84,8 +84,8 @@ def base_spec(method: str, *, ks: Sequence[int] = (), steps: int | None = None, 
 @dataclass
 class Sweep:
     """What :func:`sweep` produced: one :class:`RunOutput` per (k, seed) run in the order they ran
-    (k outer, seed inner; empty on torchrun ranks other than 0 only for results, never for runs), and
-    the ensemble rows (each seed's ensemble, then its step-0 controls' ensemble)."""
+    (k outer, seed inner; under torchrun, only rank 0's outputs hold results), and the ensemble rows
+    (per seed: its ensemble, then its step-0 controls' ensemble)."""
 
     runs: list[RunOutput] = field(default_factory=list)
     ensembles: list[list[Result]] = field(default_factory=list)

@@ -123,6 +123,9 @@ def test_torchscript_needs_a_torchscript_file(tmp_path, capsys):
     code, _, err = run_main(["run", "--method", "torchscript", "--weights", str(pickle), "--out", str(tmp_path),
                              *TINY_AU_ARGS], capsys)
     assert code == 2 and err.count("\n") == 1 and f"{pickle}: not a readable TorchScript archive" in err
+    code, _, err = run_main(["run", "--method", "torchscript", "--weights", str(pickle), "--bn-stats", "data",
+                             "--out", str(tmp_path), *TINY_AU_ARGS], capsys)
+    assert code == 2 and err.count("\n") == 1 and "evaluates its file as saved" in err
     assert not (tmp_path / "results").exists()
 
 
