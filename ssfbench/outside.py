@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from ssfbench.errors import UserError
 from ssfbench.method import Method
 from ssfbench.preprocess import Preprocess
 from ssfbench.records import Result
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: images in the fixed batch an outside encoder is fingerprinted on (seeded uniform noise, uint8)
 PROBE_BATCH = 2
@@ -295,7 +298,7 @@ def evaluate(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], *, nam
 
 
 def leaderboard(dataset: str, *, out: str | Path | None = "ssfbench-out", committed: bool = True,
-                paper: bool = False) -> Any:
+                paper: bool = False) -> pd.DataFrame:
     """The rows ``ssfbench compare --datasets DATASET --out OUT`` shows for ``dataset``, as a
     ``pandas.DataFrame``: the user's rows under ``out`` (rebuilt from its result files; ``None``: none),
     the committed leaderboard's rows (``committed``; one with a configuration the user also ran is

@@ -14,10 +14,13 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ssfbench.errors import UserError
 from ssfbench.records import Result, RunOutput
+
+if TYPE_CHECKING:
+    from ssfbench.runner import RunSpec
 
 #: the setting a ``k`` sweep varies (``Method.ensemble_axis`` of the methods that take ``--k``)
 K_AXIS = "k"
@@ -32,7 +35,7 @@ def base_spec(method: str, *, ks: Sequence[int] = (), steps: int | None = None, 
               overwrite: str = "only-missing", progress: bool = True, resume: bool = True,
               checkpoint_every: int = 0, embed_batch_size: int = 256, check_sync_every: int = 0,
               stop_after: str | None = None, reuse_only: bool = False, init_control: bool = True,
-              log: str | None = None, epochs: int | None = None, argv: Sequence[str] = ()) -> Any:
+              log: str | None = None, epochs: int | None = None, argv: Sequence[str] = ()) -> RunSpec:
     """The :class:`~ssfbench.runner.RunSpec` every run of a sweep starts from (seed and ``k`` are set
     per run by :func:`sweep`), after the checks ``ssfbench run`` makes on its options: any problem is
     one :class:`UserError` naming the option, raised before any work. ``image_size`` None is the
@@ -96,7 +99,7 @@ class Sweep:
         return [r for out in self.runs for r in out.results] + [r for rows in self.ensembles for r in rows]
 
 
-def sweep(base: Any, *, ks: Sequence[int] = (), seeds: Sequence[int] = (), seed: int = 0, epochs: int | None = None,
+def sweep(base: RunSpec, *, ks: Sequence[int] = (), seeds: Sequence[int] = (), seed: int = 0, epochs: int | None = None,
           ensemble: bool = False, on_run: Callable[[RunOutput], None] | None = None,
           on_ensemble: Callable[[list[Result]], None] | None = None) -> Sweep:
     """Run ``base`` for every ``k`` in ``ks`` (none: the method's own setting) and every seed in
@@ -144,7 +147,7 @@ def sweep(base: Any, *, ks: Sequence[int] = (), seeds: Sequence[int] = (), seed:
     return done
 
 
-def epochs_to_steps(spec: Any, epochs: int) -> int:
+def epochs_to_steps(spec: RunSpec, epochs: int) -> int:
     """Steps that make ``epochs`` passes over the pretraining videos' training split (a step visits
     ``ceil(batch / windows_per_visit)`` videos: see :class:`ssfbench.pretrain.WindowBatches`)."""
     from ssfbench.pretrain import PretrainSettings, split_videos
