@@ -1,9 +1,24 @@
 """ssfbench: a benchmark harness for self-supervised facial representations.
 
-The package root exposes the version; the harness lives in submodules (``ssfbench.losses``,
-``ssfbench.probe``, ``ssfbench.registry``, ...). Method plugins import as ``ssfbench.methods.*`` and
-dataset adapters as ``ssfbench.datasets.*``.
+The package root is the Python API (what a notebook or script imports), loaded lazily so that
+``import ssfbench`` stays light (no torch until a name below is used):
+
+* :func:`evaluate` — a frozen ``nn.Module`` or function, evaluated like ``ssfbench run`` evaluates a
+  method (same caches, probe, folds, results JSON and leaderboard rows);
+* :func:`run` — ``ssfbench run`` itself (pretraining, the k x seed sweep and the ensemble);
+* :func:`leaderboard` — the rows ``ssfbench compare`` shows for a dataset, as a DataFrame;
+* :class:`Preprocess` (how images become model input), :class:`Result` (one results JSON);
+* :class:`Method`, :class:`MethodConfig`, :class:`Encoder` — what method plugins build on.
+
+The harness lives in submodules (``ssfbench.losses``, ``ssfbench.probe``, ``ssfbench.registry``,
+...). Method plugins import as ``ssfbench.methods.*`` and dataset adapters as ``ssfbench.datasets.*``.
+``docs/python-api.md`` has worked examples.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -11,3 +26,40 @@ __version__ = "0.1.0"
 #: default is a new version. 2: every layer live at initialisation (no zero-initialised residual
 #: branches); untrained encoders evaluated with BatchNorm statistics of pretraining frames.
 PROTOCOL_VERSION = "2"
+
+#: the public names of the package root and the submodule each one lives in (imported on first use)
+_EXPORTS: dict[str, str] = {
+    "evaluate": "ssfbench.outside",
+    "leaderboard": "ssfbench.outside",
+    "run": "ssfbench.sweep",
+    "Preprocess": "ssfbench.preprocess",
+    "Result": "ssfbench.records",
+    "Method": "ssfbench.method",
+    "MethodConfig": "ssfbench.method",
+    "Encoder": "ssfbench.encoders",
+}
+
+__all__ = ["PROTOCOL_VERSION", "__version__", "evaluate", "leaderboard", "run", "Preprocess", "Result", "Method",
+           "MethodConfig", "Encoder"]
+
+if TYPE_CHECKING:
+    from ssfbench.encoders import Encoder
+    from ssfbench.method import Method, MethodConfig
+    from ssfbench.outside import evaluate, leaderboard
+    from ssfbench.preprocess import Preprocess
+    from ssfbench.records import Result
+    from ssfbench.sweep import run
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name of :data:`_EXPORTS` from its submodule on first use."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ssfbench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -98,11 +98,17 @@ def load_checkpoint(path: Path) -> tuple[Method, str]:
 
 
 def load_weights(method: Method, path: Path) -> None:
-    """Load weights from ``path`` into ``method``: an ssfbench checkpoint of the same method, a dict
-    with a ``state_dict`` entry, or a bare state dict in the method's own or a released layout
+    """Load weights from ``path`` into ``method``: through the method's own reader when it declares a
+    ``weights_format`` (:meth:`~ssfbench.method.Method.load_weights_file`); else an ssfbench
+    checkpoint of the same method, a dict with a ``state_dict`` entry, or a bare state dict in the method's own or a released layout
     (``Method.load_released_weights``); a ``module.`` prefix (DataParallel) is stripped. Keys or
     shapes that do not fit raise ``UserError`` naming the missing and unexpected keys."""
     path = Path(path)
+    if method.weights_format is not None:  # a format of the method's own (e.g. TorchScript): never torch.load
+        if not path.is_file():
+            raise UserError(f"{path}: weights file not found")
+        method.load_weights_file(path)
+        return
     payload = _read_torch_file(path, "weights file")
     if isinstance(payload, torch.nn.Module):  # a pickled model object (read under --trust-weights)
         payload = payload.state_dict()

@@ -30,6 +30,7 @@ from ssfbench import distributed
 from ssfbench.data import LabeledFrames
 from ssfbench.device import autocast
 from ssfbench.errors import UserError
+from ssfbench.method import Method
 from ssfbench.prefetch import prefetched
 from ssfbench.preprocess import Preprocess, stack_resized
 
@@ -74,7 +75,9 @@ def _embed_batch(model: nn.Module, preprocess: Preprocess, images: torch.Tensor,
     with autocast(device):
         z = model.embed(x)
     if z.ndim != 2 or z.shape[0] != images.shape[0]:
-        raise ValueError(f"model.embed returned shape {tuple(z.shape)}; expected [{images.shape[0]}, D]")
+        name = model.name if isinstance(model, Method) else type(model).__name__
+        raise UserError(f"method {name!r}: embed returned shape {tuple(z.shape)} for a batch of {images.shape[0]} "
+                        f"images, expected ({images.shape[0]}, D): one row per image, whatever the batch size")
     return z.float().cpu().numpy()
 
 
@@ -142,6 +145,12 @@ def serve_embedding_shards(model: nn.Module, preprocess: Preprocess, dataset: La
             distributed.gather_object(block)
 
 
+def constant_embeddings(x: np.ndarray) -> bool:
+    """True when every row of ``x`` (``[N, D]``, N >= 2) is the same vector: an encoder that ignores
+    its input, whose probe scores are a constant guess (e.g. every AU predicted present)."""
+    return len(x) > 1 and bool((x == x[:1]).all())
+
+
 def embed_frames(model: nn.Module, preprocess: Preprocess, dataset: LabeledFrames, *,
                  batch_size: int = 256, device: str | torch.device = "cpu", num_workers: int = 0,
                  progress: bool = True) -> np.ndarray:
@@ -158,4 +167,4 @@ def embed_frames(model: nn.Module, preprocess: Preprocess, dataset: LabeledFrame
     return np.concatenate(out).astype(np.float32, copy=False)
 
 
-__all__ = ["embed_frames", "iter_embeddings", "sharded_embeddings", "serve_embedding_shards", "eval_mode"]
+__all__ = ["constant_embeddings", "embed_frames", "iter_embeddings", "sharded_embeddings", "serve_embedding_shards", "eval_mode"]

@@ -11,6 +11,7 @@ import abc
 import dataclasses
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -116,6 +117,14 @@ class Method(nn.Module, abc.ABC):
     #: the setting that ``--k 1 2 4``-style runs vary to build an ensemble row (concatenated
     #: embeddings of one encoder per value); None: the method has no ensemble
     ensemble_axis: ClassVar[str | None] = None
+    #: for methods that evaluate a given file in a format of their own (e.g. ``"a TorchScript archive"``)
+    #: rather than a state dict: the harness requires ``--weights``, hands its path to
+    #: :meth:`load_weights_file` (it never ``torch.load`` s such a file) and evaluates it as saved (no
+    #: ``--bn-stats data``); None: ``--weights`` is optional and read as a state dict
+    weights_format: ClassVar[str | None] = None
+    #: settings that identify a run (they are in its config hash) but are not spelled out in its
+    #: variant, e.g. a content digest and the row name of an encoder given in Python
+    identity_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: MethodConfig | None = None, *, backbone: str = "resnet18",
                  image_size: int = 64, pretrained: str | None = None) -> None:
@@ -237,6 +246,12 @@ class Method(nn.Module, abc.ABC):
         entry when there is one, else the dict itself. Override for releases that store it elsewhere."""
         state = payload.get("state_dict")
         return state if isinstance(state, dict) else payload
+
+    def load_weights_file(self, path: Path) -> None:
+        """Load the ``--weights`` file of a method that declares a ``weights_format`` (the others'
+        files are read as state dicts by :func:`ssfbench.checkpoint.load_weights`). A file that is
+        not of the format raises :class:`~ssfbench.errors.UserError` naming it."""
+        raise TypeError(f"method {self.name!r} declares no weights_format; its --weights are state dicts")
 
     def load_released_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load weights released in another layout (the default: this module's own layout)."""

@@ -30,7 +30,7 @@ TINY_VOX: dict[str, int] = {"identities": 5, "videos_per_identity": 1, "frames":
 TINY_AU: dict[str, int] = {"subjects": 3, "videos_per_subject": 1, "frames": 40, "stride": 5}
 BATCH = 4
 
-Status = Literal["PASS", "FAIL", "SKIP"]
+Status = Literal["PASS", "FAIL", "SKIP", "WARN"]
 
 
 @dataclass
@@ -52,8 +52,13 @@ class MockRunReport:
 
     @property
     def ok(self) -> bool:
-        """True when no check failed (skipped checks do not count)."""
+        """True when no check failed (skipped and warned checks do not count)."""
         return all(c.status != "FAIL" for c in self.checks)
+
+    @property
+    def warnings(self) -> list[Check]:
+        """The checks that passed with a warning."""
+        return [c for c in self.checks if c.status == "WARN"]
 
     @property
     def failed(self) -> list[Check]:
@@ -78,13 +83,19 @@ class _Skip(Exception):
     """Raised inside a check that does not apply to this method."""
 
 
+class _Warn(Exception):
+    """Raised inside a check that passes with a warning (the method works but its output is suspect)."""
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 def _state(method: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in method.state_dict().items()}
+    import torch
+
+    return {k: v.detach().clone() for k, v in method.state_dict().items() if isinstance(v, torch.Tensor)}
 
 
 def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> list[str]:
@@ -124,6 +135,9 @@ def mock_run(method_name: str, *, backbone: str = "resnet18", image_size: int = 
         except _Skip as exc:
             report.checks.append(Check(name, "SKIP", str(exc)))
             return
+        except _Warn as exc:
+            report.checks.append(Check(name, "WARN", str(exc)))
+            return
         except Exception as exc:  # noqa: BLE001 - a broken method is reported, never raised
             report.checks.append(Check(name, "FAIL", _one_line(exc)))
             return
@@ -136,6 +150,7 @@ def mock_run(method_name: str, *, backbone: str = "resnet18", image_size: int = 
     check("tiny data", lambda: _data(ctx, image_size), needs=("method",))
     check("embed shape and dtype", lambda: _shape(ctx), needs=("method", "x"))
     check("embedding finite", lambda: _finite(ctx), needs=("z",))
+    check("embedding varies across images", lambda: _varies(ctx, method_name), needs=("z",))
     check("deterministic in eval mode", lambda: _deterministic(ctx), needs=("z",))
     check("independent of the batch", lambda: _batch_independent(ctx), needs=("z",))
     check("weights and BatchNorm stats unchanged by embedding", lambda: _frozen(ctx), needs=("z",))
@@ -215,6 +230,16 @@ def _finite(ctx: dict[str, Any]) -> str:
     if bad:
         raise ValueError(f"{bad} of {ctx['z'].numel()} embedding values are NaN or infinite")
     return f"norms {ctx['z'].norm(dim=1).min():.3g}..{ctx['z'].norm(dim=1).max():.3g}"
+
+
+def _varies(ctx: dict[str, Any], method_name: str) -> str:
+    from ssfbench.embed import constant_embeddings
+
+    z = ctx["z"].detach().cpu().numpy()
+    if constant_embeddings(z):
+        raise _Warn(f"method {method_name!r}: every image of synth-au gets the same embedding (zero variance over "
+                    f"{len(z)} images); the probe can then only guess a constant")
+    return f"{len(z)} images, {len({r.tobytes() for r in z})} distinct embeddings"
 
 
 def _deterministic(ctx: dict[str, Any]) -> str:

@@ -38,7 +38,19 @@ _REQUIRED: dict[str, tuple[type, ...]] = {
 
 @dataclass
 class Result(Mapping):
-    """One result of one run on one dataset (see ``results/README.md`` for every field)."""
+    """One result of one run on one dataset: what ``ssfbench run`` writes to
+    ``<out>/results/runs/<run_id>/<dataset>.json`` and ``ssfbench.evaluate`` / ``ssfbench.run`` return
+    (``results/README.md`` lists every field).
+
+    The typed attributes are the fields every result has: identity (``run_id``, ``config_hash``,
+    ``method``, ``variant``, ``display_name`` — the row's name in tables —, ``backbone``, ``source``,
+    ``seed``), the data (``dataset`` and its ``dataset_fingerprint``), the ``metric`` (``f1`` or
+    ``auc``) over ``labels``, the scores as fractions in [0, 1] (``scores_per_fold`` per fold and
+    label, ``mean``/``std`` per label over folds, ``avg`` = mean over labels and ``avg_std`` its std
+    over folds; NaN or None where a label could not be scored) and the schema and versions. Every
+    other field (``cache``, ``checkpoint``, ``preprocess``, ``probe``, ``timing``, ``rerun``,
+    ``init_control``, ...) is in ``extra``; a ``Result`` also reads like the JSON mapping
+    (``result["avg"]``, ``result.get("cache")``)."""
 
     schema: str
     protocol_version: str

@@ -146,6 +146,8 @@ METHODS: Registry[Method] = Registry(
         "fabnet": "ssfbench.methods.fabnet:FabNet",
         "tcae": "ssfbench.methods.tcae:TCAE",
         "frozen": "ssfbench.methods.frozen:FrozenEncoder",
+        "torchscript": "ssfbench.methods.torchscript:TorchScriptEncoder",
+        "python": "ssfbench.methods.python_encoder:PythonEncoder",
     },
 )
 

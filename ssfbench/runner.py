@@ -44,7 +44,7 @@ from ssfbench.batchnorm import BN_BATCH, BN_FRAMES, reestimate_batchnorm
 from ssfbench.cache import cached_embeddings, read_cache
 from ssfbench.checkpoint import load_checkpoint, load_weights, save_checkpoint, sha256_file
 from ssfbench.data import Fold, LabeledFrames, VideoSource
-from ssfbench.embed import iter_embeddings, serve_embedding_shards, sharded_embeddings
+from ssfbench.embed import constant_embeddings, iter_embeddings, serve_embedding_shards, sharded_embeddings
 from ssfbench.errors import UserError
 from ssfbench.layout import (
     CHECKPOINT,
@@ -256,7 +256,7 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
     setting that differs from the harness defaults, so leaderboard rows never mix budgets."""
     defaults = type(method).Config().to_dict()
     config = method.config.to_dict()
-    identity = {"method": method.name, "config": config, "backbone": spec.backbone, "image_size": spec.image_size,
+    identity = {"method": method.name, "config": config, "backbone": method.backbone, "image_size": spec.image_size,
                 "pretrained": spec.pretrained, "protocol_version": ssfbench.PROTOCOL_VERSION}
     if spec.precision != "auto":
         identity["precision"] = spec.precision
@@ -293,7 +293,8 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
         identity["batchnorm"] = BATCHNORM_IDENTITY
         parts.append("bn=data")
     variant_key = method.variant().split("=")[0] if method.variant() else None
-    parts += [f"{k}={config[k]}" for k in sorted(config) if config[k] != defaults.get(k) and k != variant_key]
+    parts += [f"{k}={config[k]}" for k in sorted(config)
+              if config[k] != defaults.get(k) and k != variant_key and k not in method.identity_settings]
     if spec.image_size != DEFAULT_IMAGE_SIZE:
         parts.append(f"size={spec.image_size}")
     if spec.pretrained:
@@ -307,11 +308,11 @@ def run_identity(spec: RunSpec, method: Method, pretrain_fingerprint: str | None
     config_hash = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     variant = " ".join(parts)
     slug = "-".join(p.replace("=", "") for p in parts) or "default"
-    run_id = f"{method.name}-{slug}-{spec.backbone}-{config_hash[:8]}-seed{spec.seed}"
+    run_id = f"{method.name}-{slug}-{method.backbone}-{config_hash[:8]}-seed{spec.seed}"
     keep = len(slug)
     while len(run_id.encode()) > MAX_RUN_ID and keep > 0:  # a folder name (<= 255 bytes); the hash in it
         keep -= 1                                          # already tells configurations apart
-        run_id = f"{method.name}-{slug[:keep]}{RUN_ID_ELLIPSIS}-{spec.backbone}-{config_hash[:8]}-seed{spec.seed}"
+        run_id = f"{method.name}-{slug[:keep]}{RUN_ID_ELLIPSIS}-{method.backbone}-{config_hash[:8]}-seed{spec.seed}"
     return config_hash, variant, run_id
 
 
@@ -460,6 +461,10 @@ def evaluate(method: Method, digest: str, dataset: LabeledFrames, spec: RunSpec,
     if x is not None and x.shape[1] != method.embed_dim:
         raise UserError(f"{cache_path}: embeddings of width {x.shape[1]}, but method {method.name!r} declares "
                         f"embed_dim {method.embed_dim}; fix the method's embed or embed_dim")
+    if x is not None and constant_embeddings(x):
+        logger.warning("warning: run %s: %s: every image has the same embedding (zero variance over %d rows in %s); "
+                       "its scores are the probe's constant guess, not a representation's", run_id, dataset.name,
+                       len(x), cache_path)
     if x is None or spec.stop_after == "embed":
         return {"cache": str(cache_path), "timing": {"embed_s": round(embed_s, 2)}}
     started = time.time()
@@ -725,6 +730,12 @@ def run(spec: RunSpec) -> RunOutput:
         if not isinstance(ds, LabeledFrames):
             raise UserError(f"dataset {ds.name!r} holds unlabeled videos; it cannot be probed (use it for pretraining)")
         check_labels(ds)
+    if method.weights_format is not None and spec.weights is None:
+        raise UserError(f"method {method.name!r} evaluates a given file: give it with --weights FILE "
+                        f"({method.weights_format})")
+    if method.weights_format is not None and spec.bn_stats == "data":
+        raise UserError(f"--bn-stats data: method {method.name!r} evaluates its file as saved, BatchNorm "
+                        "statistics included; nothing is re-estimated")
     if method.needs_labels and spec.weights is not None:
         raise UserError(f"--weights: method {method.name!r} trains on each fold's labels; give its backbone "
                         "init with --pretrained (imagenet or a state-dict path) instead")
@@ -777,7 +788,7 @@ def run(spec: RunSpec) -> RunOutput:
             continue
         result = result_record(
             run_id=run_id, config_hash=config_hash, method=method.name, variant=variant,
-            display_name=method.display_name(), backbone=spec.backbone, source="ssfbench", role=method.role,
+            display_name=method.display_name(), backbone=method.backbone, source="ssfbench", role=method.role,
             dataset=ds, seed=spec.seed, data_seed=spec.data_seed, scores=scores,
             checkpoint=str(checkpoint), checkpoint_sha256=digest, variant_settings=identity["settings"],
             method_config=method.config.to_dict(), image_size=spec.image_size,
@@ -813,7 +824,7 @@ def recipe_extra(spec: RunSpec, method: Method, record: dict[str, Any]) -> dict[
 
 @torch.no_grad()
 def check_embed_width(method: Method, dataset: LabeledFrames) -> None:
-    """One line (:class:`UserError`) naming the method when its ``embed`` does not return
+    """One line (:class:`UserError`) naming the method when its ``embed`` does not return one row of
     ``embed_dim`` values per image (checked on two frames before anything is embedded or cached)."""
     from ssfbench.preprocess import stack_resized
 
@@ -821,9 +832,10 @@ def check_embed_width(method: Method, dataset: LabeledFrames) -> None:
     was_training = method.training
     out = method.eval().embed(method.preprocess(torch.from_numpy(images)))
     method.train(was_training)
-    if out.dim() != 2 or out.shape[1] != method.embed_dim:
-        raise UserError(f"method {method.name!r}: embed returned shape {tuple(out.shape)} for 2 images, expected "
-                        f"(2, {method.embed_dim}) (its embed_dim); fix the method's embed or embed_dim")
+    if tuple(out.shape) != (len(images), method.embed_dim):
+        raise UserError(f"method {method.name!r}: embed returned shape {tuple(out.shape)} for {len(images)} images, "
+                        f"expected ({len(images)}, {method.embed_dim}) (one row per image, embed_dim wide); fix the "
+                        "method's embed or embed_dim")
 
 
 def variant_settings(variant: str, method: Method) -> list[str]:

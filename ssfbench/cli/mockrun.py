@@ -20,7 +20,8 @@ def mock_run_cmd(method_name: str, backbone: str, image_size: int, steps: int, s
     instantiates with defaults, embeds ([B, embed_dim] float32, finite), is deterministic and
     batch-independent in eval mode, leaves weights and BatchNorm statistics alone while embedding,
     trains a few steps with a finite loss, survives a checkpoint round trip and feeds the probe.
-    One PASS/FAIL/SKIP line per check; exit code 0 when nothing failed, 2 otherwise."""
+    One PASS/FAIL/SKIP/WARN line per check (a WARN also as a `warning:` line on stderr: e.g. an
+    embedding that is the same for every image); exit code 0 when nothing failed, 2 otherwise."""
     from ssfbench.cli.options import parse_settings
     from ssfbench.mockrun import mock_run
 
@@ -28,5 +29,7 @@ def mock_run_cmd(method_name: str, backbone: str, image_size: int, steps: int, s
                       settings=parse_settings(settings))
     for line in report.lines():
         click.echo(line)
+    for check in report.warnings:
+        click.echo(f"warning: {check.detail}", err=True)
     if not report.ok:
         raise SystemExit(2)

@@ -1,13 +1,12 @@
 """The stages of one run: ``ssfbench run``, ``pretrain``, ``embed`` and ``probe``.
 
 They share every option (:data:`ssfbench.cli.options.RUN_OPTIONS`), so the same options name the
-same run, whichever stage is asked for. The work is :func:`ssfbench.runner.run`; heavy imports happen
-inside :func:`execute`.
+same run, whichever stage is asked for. The work is :func:`ssfbench.sweep.sweep` (the k x seed sweep
+and the ensemble, over :func:`ssfbench.runner.run`); heavy imports happen inside :func:`execute`.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,88 +148,29 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
             resume: bool = True, checkpoint_every: int = 0, embed_batch_size: int = 256,
             check_sync_every: int = 0, reuse_only: bool = False, init_control: bool = True,
             log: str | None = None, recipe: dict[str, Any] | None = None, precision: str = "auto") -> None:
-    """``run`` (``stop_after`` None), ``pretrain`` or ``embed`` with the parsed options (``recipe``: the
-    record :func:`with_recipe` left, its values already applied); ``probe`` is ``run`` with
-    ``reuse_only``. Bad options raise :class:`UserError` before any work."""
-    from ssfbench import distributed
-    from ssfbench.metrics import NoPositivesWarning
-    from ssfbench.runner import DEFAULT_EVAL_DATASETS, DEFAULT_STEPS, RunSpec
-    from ssfbench.runner import ensemble as run_ensemble
-    from ssfbench.runner import run as run_spec
+    """``run`` (``stop_after`` None), ``pretrain`` or ``embed`` with the parsed options;
+    ``probe`` is ``run`` with ``reuse_only``; ``recipe`` is the record :func:`with_recipe` left (its values
+    already applied). The options are parsed here and the work is
+    :func:`ssfbench.sweep.sweep`'s; this prints each run's tables (or stage summary) as it ends.
+    Bad options raise :class:`UserError` before any work."""
+    from ssfbench.sweep import base_spec, sweep
 
-    if any(k < 1 for k in ks):
-        raise UserError(f"--k must be >= 1, got {min(ks)}")
-    axis = "k"
-    if ks:
-        from ssfbench.registry import get_method
-
-        if get_method(method_name).ensemble_axis != axis:
-            raise UserError(f"--k: method {method_name!r} has no interval k (its settings go through --set KEY=VALUE)")
-    if reuse_only and (not resume or overwrite == "always"):
-        raise UserError(f"{'--fresh' if not resume else '--overwrite always'}: probe never pretrains or embeds; "
-                        "give it to `ssfbench pretrain` / `ssfbench embed`")
     num_workers = parse_workers(workers, device)
-    if log == "tensorboard":
-        from ssfbench.curves import require_tensorboard
+    base = base_spec(method_name, ks=ks, steps=steps, epochs=epochs, image_size=image_size, backbone=backbone,
+                     pretrained=pretrained, weights=weights, bn_stats=bn_stats, datasets=datasets,
+                     roots=parse_roots(roots), pretrain_data=pretrain_data,
+                     data_options=parse_data_options(data_options), settings=parse_settings(settings), lr=lr,
+                     batch_size=batch_size, out=out, device=device, num_workers=num_workers, overwrite=overwrite,
+                     progress=not quiet, resume=resume, checkpoint_every=checkpoint_every,
+                     embed_batch_size=embed_batch_size, check_sync_every=check_sync_every, stop_after=stop_after,
+                     reuse_only=reuse_only, init_control=init_control, log=log, precision=precision, recipe=recipe,
+                     argv=recorded_argv())
 
-        require_tensorboard()
-    if image_size < 16:
-        raise UserError(f"--image-size must be at least 16, got {image_size}")
-    overrides: dict[str, object] = parse_settings(settings)
-    if lr is not None:
-        overrides["lr"] = lr
-    if batch_size is not None:
-        overrides["batch_size"] = batch_size
-    if weights is not None and not weights.is_file():
-        raise UserError(f"{weights}: weights file not found")
-    if steps is not None and epochs is not None:
-        raise UserError("give --steps or --epochs, not both")
-    spec_steps = steps if steps is not None else DEFAULT_STEPS
-    if steps is not None and steps < 0:
-        raise UserError(f"--steps must be >= 0, got {steps}")
-    base = RunSpec(method=method_name, backbone=backbone, image_size=image_size, pretrained=pretrained,
-                   weights=weights, bn_stats=bn_stats, steps=spec_steps,
-                   datasets=() if stop_after == "pretrain" else tuple(datasets) or DEFAULT_EVAL_DATASETS,
-                   roots=parse_roots(roots), dataset_options=parse_data_options(data_options),
-                   pretrain_data=pretrain_data, out=out, device=device,
-                   num_workers=num_workers, overwrite=overwrite, progress=not quiet, resume=resume,
-                   checkpoint_every=checkpoint_every, embed_batch_size=embed_batch_size, argv=recorded_argv(),
-                   stop_after=stop_after, sync_check_every=check_sync_every, reuse_only=reuse_only,
-                   init_control=init_control, log=log, precision=precision, epochs=epochs, recipe=recipe)
-    members: dict[int, list[RunOutput]] = {}  # seed -> one output per value of the ensemble axis
-    for k in tuple(dict.fromkeys(ks)) or (None,):
-        for s in seeds or (seed,):
-            spec_overrides = dict(overrides) if k is None else {**overrides, axis: k}
-            spec = RunSpec(**{**base.__dict__, "overrides": spec_overrides, "seed": s})
-            if epochs is not None:
-                spec.steps = epochs_to_steps(spec, epochs)
-            with warnings.catch_warnings():  # print_results reports them, once, by dataset
-                warnings.simplefilter("ignore", NoPositivesWarning)
-                members.setdefault(s, []).append(run_spec(spec))
-            if not distributed.world().is_main:
-                continue
-            if stop_after is None:
-                print_results(members[s][-1].results, out)
-            else:
-                print_stage(members[s][-1])
-    if ensemble and len(set(ks)) > 1 and distributed.world().is_main:
-        for s, results in members.items():
-            print_results(run_ensemble(results, RunSpec(**{**base.__dict__, "seed": s})), out)
-            controls = [r.control for r in results if r.control is not None]
-            if len(controls) == len(results):  # the ensemble's own initialisation, for compare's Δ
-                print_results(run_ensemble(controls, RunSpec(**{**base.__dict__, "seed": s})), out)
-    distributed.shutdown()
+    def show(output: RunOutput) -> None:
+        if stop_after is None:
+            print_results(output.results, out)
+        else:
+            print_stage(output)
 
-
-def epochs_to_steps(spec, epochs: int) -> int:
-    """Steps that make ``epochs`` passes over the pretraining videos' training split (a step visits
-    ``ceil(batch / windows_per_visit)`` videos, one with ``anchor=fixed``: see
-    :class:`ssfbench.pretrain.WindowBatches`)."""
-    from ssfbench.pretrain import split_videos, windows_per_visit
-    from ssfbench.runner import build_method, open_dataset
-
-    method = build_method(spec)
-    videos = open_dataset(spec.pretrain_data, spec)
-    n_train = len(split_videos(len(videos), 0.2, spec.seed)[0])
-    visits_per_step = -(-method.config.batch_size // windows_per_visit(videos, method))
-    return epochs * max(1, n_train // visits_per_step)
+    sweep(base, ks=ks, seeds=seeds, seed=seed, epochs=epochs, ensemble=ensemble, on_run=show,
+          on_ensemble=lambda rows: print_results(rows, out))

@@ -12,15 +12,49 @@ from torch import nn
 
 from ssfbench.embed import embed_frames
 from ssfbench.method import Method
+from ssfbench.outside import PYTHON_METHOD
 from ssfbench.registry import get_dataset, get_method, list_methods
 
 BACKBONE = "test_resnet"  # timm's tiny ResNet (BatchNorm included), so the checks stay fast
 SIZE = 32
 
 
+def _outside_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                         nn.Flatten())
+
+
 def tiny(name: str, **overrides) -> Method:
-    """A method at its defaults (plus ``overrides``) on the tiny backbone; label count 3 where needed."""
+    """A method at its defaults (plus ``overrides``), as :func:`_tiny` makes it.
+    Methods that wrap an outside encoder get a small conv net: scripted and loaded as their
+    ``--weights`` file (``weights_format``), or registered as ``ssfbench.evaluate`` does (``python``)."""
     cls = get_method(name)
+    if name == PYTHON_METHOD:
+        from ssfbench.outside import LiveEncoder, encoder_digest, probe_embeddings, register_encoder
+        from ssfbench.preprocess import Preprocess
+
+        net, preprocess = _outside_net(), Preprocess(input_size=SIZE)
+        digest = encoder_digest(net)
+        probe = probe_embeddings(net, preprocess, name="tiny")
+        register_encoder(digest, LiveEncoder(encoder=net, probe=probe, name="tiny"))
+        overrides = {"name": "tiny", "digest": digest, "embed_dim": probe.shape[1],
+                     "preprocess": preprocess.to_json(), **overrides}
+    method = _tiny(cls, overrides)
+    if cls.weights_format is not None:
+        import tempfile
+        import warnings
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.save(torch.jit.script(_outside_net()), str(Path(tmp) / "net.pt"))
+            method.load_weights_file(Path(tmp) / "net.pt")
+    return method
+
+
+def _tiny(cls: type[Method], overrides: dict) -> Method:
+    """``cls`` at its defaults plus ``overrides`` on the tiny backbone; label count 3 where needed."""
     if cls.needs_labels:
         overrides.setdefault("num_labels", 3)
     torch.manual_seed(0)
@@ -53,7 +87,7 @@ def test_conformance(name, frames_ds):
     # the harness's embedding pass leaves weights and BatchNorm statistics alone (lightly's test),
     # whatever mode the model was left in, and restores that mode
     method.train()
-    before = {k: v.clone() for k, v in method.state_dict().items()}
+    before = {k: v.clone() for k, v in method.state_dict().items() if isinstance(v, torch.Tensor)}
     emb = embed_frames(method, method.preprocess, frames_ds, batch_size=4, progress=False)
     assert emb.shape == (len(frames_ds), method.embed_dim) and np.isfinite(emb).all()
     after = method.state_dict()

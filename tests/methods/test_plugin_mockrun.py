@@ -91,9 +91,9 @@ def test_plugin_passes_mock_run_and_runs_through_the_probe(plugin, capsys):
     lines = out.splitlines()
     assert "from tinyssl" in lines[0]
     checks = [ln for ln in lines if ln.startswith(("PASS", "FAIL", "SKIP"))]
-    assert len(checks) == 11 and all(ln.startswith("PASS") for ln in checks), out
+    assert len(checks) == 12 and all(ln.startswith("PASS") for ln in checks), out
     assert any("training (2 steps, loss finite)" in ln for ln in checks)
-    assert lines[-1] == "result: all 11 checks passed for method 'tinytemporal'"
+    assert lines[-1] == "result: all 12 checks passed for method 'tinytemporal'"
 
     # the same plugin through the harness: pretrain, embed, probe, results and leaderboard
     out_dir = plugin / "out"
@@ -160,7 +160,7 @@ def test_the_readme_worked_example_passes_mock_run(install_plugin):
         report = mock_run("tcn", backbone="test_resnet", steps=1)
     assert report.ok, "\n".join(report.lines())
     assert "from ssfbench-tcn" in report.header
-    assert [c.status for c in report.checks].count("PASS") == 11
+    assert [c.status for c in report.checks].count("PASS") == 12
 
 
 def test_mock_run_checks_a_method_with_other_settings():
