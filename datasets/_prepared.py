@@ -26,10 +26,10 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ssfbench.data import Fold, LabeledFrames
+from ssfbench.api.dataset import Fold, LabeledFrames
 from ssfbench.datasets._digest import Digest
 from ssfbench.errors import UserError
-from ssfbench.fileio import atomic_write_bytes
+from ssfbench.runtime.fileio import atomic_write_bytes
 
 FORMAT = "ssfbench.prepared/1"
 CODECS = ("jpeg", "raw")

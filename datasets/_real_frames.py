@@ -3,9 +3,9 @@ scanning a copy without raising, the one-line error and skip warning of ``open``
 report, prepared stores, face crops per row and the fingerprint.
 
 Faces, the paper's way by default (``crop=align``): a row with landmarks (the dataset's own, in
-any scheme of :mod:`ssfbench.alignment`) is aligned on them; a row without them falls back to the
+any scheme of :mod:`ssfbench.faces.alignment`) is aligned on them; a row without them falls back to the
 adapter's :attr:`~RealFrames.FALLBACK`: its face box (AffectNet's csv) or dlib detection plus 68
-landmarks (:mod:`ssfbench.detection`, the ``[faces]`` extra). A frame in which no face is detected
+landmarks (:mod:`ssfbench.faces.detection`, the ``[faces]`` extra). A frame in which no face is detected
 is counted, warned about once per dataset and cut to its centre square (``verify`` and
 ``prepare`` report the count). ``crop=centre`` cuts every frame to its centre square: an explicit
 deviation, recorded as ``paper: false`` and marked in ``compare`` tables."""
@@ -23,10 +23,9 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from ssfbench import alignment
-from ssfbench.data import LabeledFrames
-from ssfbench.datasets._digest import Digest
-from ssfbench.datasets._faces import (
+from ssfbench.api.dataset import LabeledFrames
+from ssfbench.api.settings import Option
+from ssfbench.datasets._crops import (
     center_box,
     check_image,
     crop_resize,
@@ -36,10 +35,11 @@ from ssfbench.datasets._faces import (
     sample_indices,
     thread_map,
 )
+from ssfbench.datasets._digest import Digest
 from ssfbench.datasets._files import require_root
 from ssfbench.datasets._problems import DatasetWarning, Problems
 from ssfbench.errors import UserError
-from ssfbench.options import Option
+from ssfbench.faces import alignment
 
 #: how faces are cut: ``align`` = the paper's preprocessing, ``centre`` = an explicit deviation
 CROP_OPTION = Option(str, "align", "align: the paper's (landmarks, else the fallback: box or detected face); "
@@ -130,7 +130,7 @@ class RealFrames(LabeledFrames):
     def inspect(cls, root: Path | None, *, image_size: int = 64, seed: int = 0, quick: bool = False,
                 sample: int | None = None, **options: Any):
         """Scan the copy at ``root`` and, unless ``quick``, decode its images (all, or ``sample`` of
-        them); returns a :class:`ssfbench.verify.Report` listing every problem."""
+        them); returns a :class:`ssfbench.api.verify.Report` listing every problem."""
         ds = cls(require_root(root, cls.name), image_size=image_size, seed=seed, **options)
         if not quick:
             ds.check_media(sample)
@@ -206,7 +206,7 @@ class RealFrames(LabeledFrames):
         if self.FALLBACK == "box" and np.isfinite(self.boxes[index]).all():
             self._count("box", index)
             return crop_resize(Image.fromarray(image), tuple(map(float, self.boxes[index])), size)
-        from ssfbench.detection import default_detector
+        from ssfbench.faces.detection import default_detector
 
         faces = default_detector().detect(image)
         if faces:
@@ -267,7 +267,7 @@ class RealFrames(LabeledFrames):
         else:
             record["without_landmarks"] = "detected: dlib + 68 landmarks, aligned; no face: centre square (counted)"
             if self.needs_detector():
-                from ssfbench.detection import default_detector
+                from ssfbench.faces.detection import default_detector
 
                 record.update(default_detector().record())
         return record
@@ -341,8 +341,8 @@ class RealFrames(LabeledFrames):
         return facts
 
     def report(self):
-        """The :class:`ssfbench.verify.Report` of this copy."""
-        from ssfbench.verify import Report, label_counts
+        """The :class:`ssfbench.api.verify.Report` of this copy."""
+        from ssfbench.api.verify import Report, label_counts
 
         return Report(dataset=self.name, root=str(self.root), facts=self.report_facts(),
                       labels=label_counts(self.label_names, self.targets), problems=self.problems)

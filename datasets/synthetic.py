@@ -36,7 +36,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ssfbench.data import Fold, LabeledFrames, VideoSource
+from ssfbench.api.dataset import Fold, LabeledFrames, VideoSource
+from ssfbench.api.settings import Option
 from ssfbench.datasets._synth_dynamics import (
     EXPRESSION_WEIGHTS,
     EXPRESSIONS,
@@ -58,8 +59,7 @@ from ssfbench.datasets._synth_render import (
     take_rows,
 )
 from ssfbench.errors import UserError
-from ssfbench.options import Option
-from ssfbench.seeds import (
+from ssfbench.runtime.seeds import (
     SYNTH_AU,
     SYNTH_EXPR,
     SYNTH_FOLDS,

@@ -1,7 +1,7 @@
 """ssfbench: a benchmark harness for self-supervised facial representations.
 
-The package root exposes the version; the harness lives in submodules (``ssfbench.losses``,
-``ssfbench.probe``, ``ssfbench.registry``, ...). Method plugins import as ``ssfbench.methods.*`` and
+The package root exposes the version; the harness lives in submodules (``ssfbench.nn.losses``,
+``ssfbench.evaluation.probe``, ``ssfbench.api.registry``, ...). Method plugins import as ``ssfbench.methods.*`` and
 dataset adapters as ``ssfbench.datasets.*``.
 """
 

@@ -10,8 +10,8 @@ from browser import page, unavailable
 from cli_runner import run_main
 from conftest import REPO
 
-from ssfbench.plots import MAX_ROWS
-from ssfbench.results import read_leaderboard
+from ssfbench.report.plots import MAX_ROWS
+from ssfbench.results.store import read_leaderboard
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
 

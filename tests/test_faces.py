@@ -13,8 +13,8 @@ from replicas import template_landmarks
 from skimage import data
 from skimage.transform import SimilarityTransform, warp
 
-from ssfbench.alignment import align, five_points, template, transform_points
-from ssfbench.detection import default_detector
+from ssfbench.faces.alignment import align, five_points, template, transform_points
+from ssfbench.faces.detection import default_detector
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +107,8 @@ def test_no_face_anywhere_is_one_error_line(tmp_path, capsys):
 def test_a_missing_faces_extra_is_one_line_naming_the_pip_command(monkeypatch):
     import sys
 
-    from ssfbench import detection
     from ssfbench.errors import UserError
+    from ssfbench.faces import detection
 
     monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib now raises ImportError
     detection.default_detector.cache_clear()

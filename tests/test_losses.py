@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from ssfbench.losses import npair_mc_loss, ranking_accuracy, ranking_triplet_loss, triplet_loss
-from ssfbench.sampling import ranking_window, window_span
+from ssfbench.nn.losses import npair_mc_loss, ranking_accuracy, ranking_triplet_loss, triplet_loss
+from ssfbench.nn.sampling import ranking_window, window_span
 
 
 def t(rows):

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from conftest import REPO
 
 from ssfbench.cli import cli
-from ssfbench.compare import PAPER_FILES, paper_dir, paper_table
-from ssfbench.results import label_columns
+from ssfbench.report.compare import PAPER_FILES, paper_dir, paper_table
+from ssfbench.results.store import label_columns
 
 _ = None  # a blank cell
 

@@ -4,13 +4,13 @@ import warnings
 
 import pytest
 
+from ssfbench.api.registry import METHODS, PluginWarning, get_method, list_datasets, list_methods
 from ssfbench.errors import UserError
-from ssfbench.registry import METHODS, PluginWarning, get_method, list_datasets, list_methods
 
 PLUGIN = '''
 import torch
-from ssfbench.method import Method
-from ssfbench.encoders import Encoder
+from ssfbench.api.method import Method
+from ssfbench.nn.encoders import Encoder
 
 class TinyMethod(Method):
     name = "tiny"

@@ -34,7 +34,7 @@ def align_cmd(inputs: tuple[Path, ...], out: Path, image_size: int, margin: floa
     """Find every face in the images (files or folders), align each on its 68 landmarks and write
     one crop per face plus OUT/faces.json (box, landmarks, source->crop matrix per face). Images
     without a face are named on stderr; exit 2 when no image had one."""
-    from ssfbench.faces import align_faces, preview_grid
+    from ssfbench.faces.photos import align_faces, preview_grid
 
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")

@@ -19,7 +19,7 @@ def list_cmd(what: str, pattern: str) -> None:
         click.echo("\n".join(names))
         click.echo(f"({len(names)} timm models; any of them works with --backbone)")
         return
-    from ssfbench.registry import DATASETS, METHODS
+    from ssfbench.api.registry import DATASETS, METHODS
 
     registry = METHODS if what == "methods" else DATASETS
     click.echo(tabulate(registry.describe(), headers=["name", "summary", "from"], tablefmt="plain"))

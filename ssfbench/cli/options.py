@@ -81,9 +81,9 @@ def check_device(value: str) -> str:
 
 
 def parse_workers(value: str, device: str) -> int:
-    """``--workers``: a count >= 0, or ``auto`` (see :func:`ssfbench.device.default_workers`)."""
+    """``--workers``: a count >= 0, or ``auto`` (see :func:`ssfbench.runtime.device.default_workers`)."""
     if value == "auto":
-        from ssfbench.device import default_workers, resolve_device
+        from ssfbench.runtime.device import default_workers, resolve_device
 
         return default_workers(resolve_device(device))
     if not value.isdigit():

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from ssfbench.records import Result, RunOutput
+    from ssfbench.results.records import Result, RunOutput
 
 
 def print_stage(output: RunOutput) -> None:
@@ -22,9 +22,9 @@ def print_stage(output: RunOutput) -> None:
 def print_results(results: list[Result], out: Path) -> None:
     """Print, per dataset, this run's per-label scores among every row of that leaderboard under
     ``out``, the result file's path, and (to stderr) a warning when scores lacked positives."""
-    from ssfbench.layout import OutputLayout
-    from ssfbench.results import read_leaderboard
-    from ssfbench.tables import METRIC_NAMES, leaderboard_table
+    from ssfbench.report.tables import METRIC_NAMES, leaderboard_table
+    from ssfbench.results.store import read_leaderboard
+    from ssfbench.runtime.layout import OutputLayout
 
     layout = OutputLayout(out)
     for result in results:

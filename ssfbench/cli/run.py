@@ -1,7 +1,7 @@
 """The stages of one run: ``ssfbench run``, ``pretrain``, ``embed`` and ``probe``.
 
 They share every option (:data:`ssfbench.cli.options.RUN_OPTIONS`), so the same options name the
-same run, whichever stage is asked for. The work is :func:`ssfbench.runner.run`; heavy imports happen
+same run, whichever stage is asked for. The work is :func:`ssfbench.pipeline.runner.run`; heavy imports happen
 inside :func:`execute`.
 """
 
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ssfbench.cli.config import config_option, recorded_argv
 from ssfbench.cli.options import (
     ENSEMBLE_OPTION,
     parse_data_options,
@@ -22,11 +23,10 @@ from ssfbench.cli.options import (
     run_options,
 )
 from ssfbench.cli.printing import print_results, print_stage
-from ssfbench.config import config_option, recorded_argv
 from ssfbench.errors import UserError
 
 if TYPE_CHECKING:
-    from ssfbench.records import RunOutput
+    from ssfbench.results.records import RunOutput
 
 
 @click.command()
@@ -117,17 +117,17 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
             log: str | None = None) -> None:
     """``run`` (``stop_after`` None), ``pretrain`` or ``embed`` with the parsed options;
     ``probe`` is ``run`` with ``reuse_only``. Bad options raise :class:`UserError` before any work."""
-    from ssfbench import distributed
-    from ssfbench.metrics import NoPositivesWarning
-    from ssfbench.runner import DEFAULT_EVAL_DATASETS, DEFAULT_STEPS, RunSpec
-    from ssfbench.runner import ensemble as run_ensemble
-    from ssfbench.runner import run as run_spec
+    from ssfbench.evaluation.metrics import NoPositivesWarning
+    from ssfbench.pipeline.runner import DEFAULT_EVAL_DATASETS, DEFAULT_STEPS, RunSpec
+    from ssfbench.pipeline.runner import ensemble as run_ensemble
+    from ssfbench.pipeline.runner import run as run_spec
+    from ssfbench.runtime import distributed
 
     if any(k < 1 for k in ks):
         raise UserError(f"--k must be >= 1, got {min(ks)}")
     axis = "k"
     if ks:
-        from ssfbench.registry import get_method
+        from ssfbench.api.registry import get_method
 
         if get_method(method_name).ensemble_axis != axis:
             raise UserError(f"--k: method {method_name!r} has no interval k (its settings go through --set KEY=VALUE)")
@@ -136,7 +136,7 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
                         "give it to `ssfbench pretrain` / `ssfbench embed`")
     num_workers = parse_workers(workers, device)
     if log == "tensorboard":
-        from ssfbench.curves import require_tensorboard
+        from ssfbench.train.curves import require_tensorboard
 
         require_tensorboard()
     if image_size < 16:
@@ -189,9 +189,9 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
 
 def epochs_to_steps(spec, epochs: int) -> int:
     """Steps that make ``epochs`` passes over the pretraining videos' training split (a step visits
-    ``ceil(batch / windows_per_visit)`` videos: see :class:`ssfbench.pretrain.WindowBatches`)."""
-    from ssfbench.pretrain import split_videos
-    from ssfbench.runner import build_method, open_dataset
+    ``ceil(batch / windows_per_visit)`` videos: see :class:`ssfbench.train.pretrain.WindowBatches`)."""
+    from ssfbench.pipeline.runner import build_method, open_dataset
+    from ssfbench.train.pretrain import split_videos
 
     method = build_method(spec)
     videos = open_dataset(spec.pretrain_data, spec)

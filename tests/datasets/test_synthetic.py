@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ssfbench.data import LabeledFrames, VideoSource
+from ssfbench.api.dataset import LabeledFrames, VideoSource
 from ssfbench.datasets import synthetic as S
 
 SIZE = 32

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from ssfbench.embed import embed_frames
-from ssfbench.method import Method
-from ssfbench.registry import get_dataset, get_method, list_methods
+from ssfbench.api.method import Method
+from ssfbench.api.registry import get_dataset, get_method, list_methods
+from ssfbench.evaluation.embed import embed_frames
 
 BACKBONE = "test_resnet"  # timm's tiny ResNet (BatchNorm included), so the checks stay fast
 SIZE = 32

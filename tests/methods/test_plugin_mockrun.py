@@ -10,15 +10,15 @@ import warnings
 import pytest
 from cli_runner import run_main
 
-from ssfbench.mockrun import mock_run
-from ssfbench.registry import METHODS, get_method
+from ssfbench.api.registry import METHODS, get_method
+from ssfbench.pipeline.mockrun import mock_run
 
 PLUGIN = '''
 """A tiny temporal method, as an outsider would write it in their own package."""
 import torch
-from ssfbench.encoders import Encoder
-from ssfbench.losses import triplet_loss
-from ssfbench.method import Method
+from ssfbench.nn.encoders import Encoder
+from ssfbench.nn.losses import triplet_loss
+from ssfbench.api.method import Method
 
 
 class TinyTemporal(Method):
@@ -164,7 +164,7 @@ def test_the_readme_worked_example_passes_mock_run(install_plugin):
 
 
 def test_mock_run_checks_a_method_with_other_settings():
-    from ssfbench.mockrun import mock_run
+    from ssfbench.pipeline.mockrun import mock_run
 
     report = mock_run("random", settings={"bn_stats": "init"})
     assert report.ok

@@ -1,0 +1,67 @@
+"""Shared machinery of the adapters over users' copies of the real datasets, importable from one
+place (dataset plugins import these names from here). Each concern has its own module:
+
+* :mod:`~ssfbench.datasets._problems`: :class:`Problems` collects everything wrong with a copy
+  (errors that make it unusable, rows skipped from the protocol, notes) instead of stopping at the
+  first; ``open`` raises the first error as a one-line :class:`~ssfbench.errors.UserError` and
+  warns about skipped rows, ``verify`` lists them all.
+* :mod:`~ssfbench.datasets._files`: the user's root, case-insensitive lookup of the folders and
+  files of an official layout, label files read as text and rows.
+* :mod:`~ssfbench.datasets._crops`: face crops (read an image with Pillow, JPEG decoded at a reduced
+  scale when that is enough; cut a square face box from the dataset's box or landmarks, else the
+  centre square; resize), image checks and the decoding thread pool.
+* :mod:`~ssfbench.datasets._digest`: fingerprints (:class:`Digest`) and order-independent hash splits.
+* :mod:`~ssfbench.datasets._folds`: the shipped standard fold lists.
+* :mod:`ssfbench.api.settings`: adapter options (:class:`Option`, :func:`resolve_options`), shared with
+  every dataset and with methods' settings.
+* :mod:`~ssfbench.datasets._real_frames`: :class:`RealFrames`, the base of the labelled adapters
+  (BP4D, DISFA, EmotioNet, AffectNet).
+"""
+
+from __future__ import annotations
+
+from ssfbench.api.settings import Option, resolve_options
+from ssfbench.datasets._crops import (
+    THREADS,
+    Box,
+    center_box,
+    check_image,
+    crop_resize,
+    read_aligned,
+    read_face,
+    sample_indices,
+    square_box,
+    thread_map,
+)
+from ssfbench.datasets._digest import Digest, stable_fraction
+from ssfbench.datasets._files import (
+    IMAGE_SUFFIXES,
+    MAX_FAN_OUT,
+    VIDEO_SUFFIXES,
+    descend,
+    entries,
+    find_child,
+    find_parent_of,
+    find_path,
+    numbered_images,
+    read_rows,
+    read_text,
+    relative,
+    require_root,
+    subdirs,
+)
+from ssfbench.datasets._folds import load_parts, standard_folds
+from ssfbench.datasets._problems import SEVERITIES, DatasetWarning, Problem, Problems
+from ssfbench.datasets._real_frames import RealFrames
+
+__all__ = [
+    "Digest", "stable_fraction",
+    "THREADS", "Box", "center_box", "check_image", "crop_resize", "read_aligned", "read_face", "sample_indices",
+    "square_box", "thread_map",
+    "IMAGE_SUFFIXES", "MAX_FAN_OUT", "VIDEO_SUFFIXES", "descend", "entries", "find_child", "find_parent_of",
+    "find_path", "numbered_images", "read_rows", "read_text", "relative", "require_root", "subdirs",
+    "load_parts", "standard_folds",
+    "SEVERITIES", "DatasetWarning", "Problem", "Problems",
+    "RealFrames",
+    "Option", "resolve_options",
+]
