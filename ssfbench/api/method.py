@@ -2,7 +2,7 @@
 
 The harness owns everything methods share (training loop, devices, checkpoints, embedding,
 caching, the probe, tables). A method owns only its model, which frames of a video one training
-example takes, its loss, its preprocessing and its defaults. ``methods/README.md`` is the guide.
+example takes, its loss, its preprocessing and its defaults. ``docs/adding-a-method.md`` is the guide.
 """
 
 from __future__ import annotations
