@@ -18,8 +18,8 @@ from typing import Literal
 import torch
 
 from ssfbench.api.method import Method, MethodConfig
-from ssfbench.evaluation.probe import LinearProbe, masked_bce
 from ssfbench.nn.encoders import Encoder
+from ssfbench.nn.heads import LinearProbe, masked_bce
 
 
 @dataclass

@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ssfbench.errors import UserError
+from ssfbench.nn.heads import LinearProbe, masked_bce
 
 #: Probe hyperparameters of the protocol (Adam, full batch when ``batch_size`` is None).
 PROBE_DEFAULTS: dict[str, Any] = {
@@ -27,19 +26,6 @@ PROBE_DEFAULTS: dict[str, Any] = {
 }
 
 _PREDICT_CHUNK = 65536
-
-
-class LinearProbe(nn.Module):
-    """``BatchNorm1d(D)`` followed by ``Linear(D, C, bias=False)``; returns logits ``[B, C]``."""
-
-    def __init__(self, dim: int, num_labels: int) -> None:
-        super().__init__()
-        self.norm = nn.BatchNorm1d(dim)
-        self.linear = nn.Linear(dim, num_labels, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for embeddings ``x`` ``[B, D]``."""
-        return self.linear(self.norm(x))
 
 
 def resolve_hparams(**hparams: Any) -> dict[str, Any]:
@@ -80,13 +66,6 @@ def positive_weights(y: np.ndarray) -> np.ndarray:
     n_neg = (y == 0).sum(axis=0).astype(np.float64)
     ok = (n_pos > 0) & (n_neg > 0)
     return np.where(ok, n_neg / np.maximum(n_pos, 1.0), 1.0).astype(np.float32)
-
-
-def masked_bce(logits: torch.Tensor, y: torch.Tensor, known: torch.Tensor,
-               pos_weight: torch.Tensor) -> torch.Tensor:
-    """Positive-weighted BCE-with-logits, mean over the known entries only."""
-    loss = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight, reduction="none")
-    return (loss * known).sum() / known.sum().clamp(min=1.0)
 
 
 def _batches(n: int, batch_size: int | None, gen: torch.Generator) -> list[torch.Tensor]:
