@@ -338,16 +338,6 @@ class SynthExpr(_RenderedFrames):
         return [Fold("test", np.flatnonzero(~test), np.flatnonzero(test))]
 
 
-def __getattr__(name: str) -> Any:
-    """``preview_grid`` lives in :mod:`ssfbench.datasets._synth_preview` (which imports this module);
-    it is importable from here as before, loaded on first use."""
-    if name == "preview_grid":
-        from ssfbench.datasets._synth_preview import preview_grid
-
-        return preview_grid
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = ["SYNTH_VERSION", "AUS", "AU_NAMES", "EXPRESSIONS", "THRESHOLD", "FPS", "SynthVox", "SynthAU", "SynthExpr",
            "sample_identity", "sample_scene", "neutral_state", "compose", "concat_params", "render_frames",
            "frame_noise", "simulate_video", "sample_expression", "still_state", "synth_rng", "take_rows"]

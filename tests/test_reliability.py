@@ -376,5 +376,5 @@ def test_fresh_discards_the_run_checkpoints_and_gives_the_same_checkpoint(tmp_pa
     assert json.loads((folder / "best.json").read_text())["sha256"] == first  # same seed, same bytes
     (result,) = (out / "results" / "runs").glob("*/synth-au.json")
     rerun = json.loads(result.read_text())["rerun"]
-    assert rerun["argv"] == ["ssfbench", *args]  # the same result again: nothing new written (issue 15)
+    assert rerun["argv"] == ["ssfbench", *args]  # the same result again: nothing new written
     assert rerun["git"] is None or len(rerun["git"]["commit"]) == 40

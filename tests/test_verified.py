@@ -1,5 +1,5 @@
 """Nothing silently wrong: checkpoints, caches and results files are verified by content when reused.
-Each case replays a fault a user met (issue 15) and asserts the one-line error or the recompute, and
+Each case replays a fault a user met and asserts the one-line error or the recompute, and
 that no wrong result is written."""
 
 from __future__ import annotations

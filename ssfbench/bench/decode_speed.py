@@ -1,4 +1,4 @@
-"""How fast VoxCeleb2 can be read from mp4, per CPU core (issue 16; BENCHMARKS.md, "VoxCeleb2 from mp4").
+"""How fast VoxCeleb2 can be read from mp4, per CPU core (BENCHMARKS.md, "VoxCeleb2 from mp4").
 
 :func:`write_h264_clips` lays out synthetic talking-face clips as VoxCeleb2 ships them
 (``dev/mp4/idNNNNN/<ytid>/00001.mp4``): ``synth-vox`` faces rendered at 64 px, scaled to 224 px,
@@ -7,7 +7,7 @@ with a little seeded sensor noise, encoded by PyAV's libx264 at 25 fps with its 
 
 :func:`reader_rate` draws the windows of real pretraining steps (:class:`ssfbench.train.pretrain.WindowBatches`)
 in one process pinned to one core, and returns windows/s and decoded frames per delivered frame.
-Two readers: :class:`PerWindowReads`, the reading before issue 16 (each window on its own through
+Two readers: :func:`per_window_reads`, the earlier reading (each window on its own through
 :class:`~ssfbench.datasets._video.VideoReader`, no reader kept between visits, as in an epoch
 over a million clips), and :class:`~ssfbench.datasets.voxceleb2.VoxCeleb2` as it reads now.
 """
@@ -20,32 +20,38 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ssfbench.api.method import Method
 from ssfbench.datasets._video import DecodeCount
-from ssfbench.datasets.voxceleb2 import VoxCeleb2
 from ssfbench.runtime.fileio import atomic_write_bytes
+
+if TYPE_CHECKING:  # the plugin is imported where it is used, never with this module
+    from ssfbench.datasets.voxceleb2 import VoxCeleb2
 
 #: what the clips of :func:`write_h264_clips` look like (recorded next to every measurement)
 CLIP_FORMAT = "synth-vox faces 64 px -> {size} px bilinear + N(0, 2) noise, libx264 CRF 23, 25 fps, keyframe every {gop}"
 
 
-class PerWindowReads(VoxCeleb2):
-    """VoxCeleb2 read as before issue 16: every window decoded on its own by a fresh
+def per_window_reads(root: Path) -> VoxCeleb2:
+    """VoxCeleb2 at ``root`` read as it was first: every window decoded on its own by a fresh
     :class:`~ssfbench.datasets._video.VideoReader` (seek to the keyframe before it, decode forward,
     PyAV's automatic decoder threads), one window per visit."""
+    from ssfbench.datasets.voxceleb2 import VoxCeleb2
 
-    def read_windows(self, video: int, windows: Sequence[Sequence[int]]) -> list[np.ndarray]:
-        """Each window through :meth:`read_frames`, the clip closed after each (no reuse across visits)."""
-        out = []
-        for frames in windows:
-            out.append(self.read_frames(video, frames))
-            self._readers.pop(video).close()
-        return out
+    class PerWindowReads(VoxCeleb2):
+        def read_windows(self, video: int, windows: Sequence[Sequence[int]]) -> list[np.ndarray]:
+            """Each window through :meth:`read_frames`, the clip closed after each (no reuse across visits)."""
+            out = []
+            for frames in windows:
+                out.append(self.read_frames(video, frames))
+                self._readers.pop(video).close()
+            return out
+
+    return PerWindowReads.open(root, windows_per_visit=1)
 
 
 def _encode(path: Path, frames: np.ndarray, gop: int) -> None:
@@ -125,11 +131,12 @@ def reader_rate(videos: VoxCeleb2, method: Method, windows: int = 64, seed: int 
 
 def compare_readers(root: Path, method: Method, *, windows: int = 64, rounds: int = 3,
                     per_visit: Sequence[int] = (1, 4, 8)) -> list[dict[str, Any]]:
-    """One row per reader (before issue 16, then the new one at each ``per_visit``): windows/s on
+    """One row per reader (the first reader, then the new one at each ``per_visit``): windows/s on
     one core and decoded frames per used frame, medians of ``rounds`` alternating measurements,
     and each new reader's speed-up over the old one measured in the same rounds."""
-    readers: dict[str, VoxCeleb2] = {"before (one window per visit, VideoReader)":
-                                     PerWindowReads.open(root, windows_per_visit=1)}
+    from ssfbench.datasets.voxceleb2 import VoxCeleb2
+
+    readers: dict[str, VoxCeleb2] = {"before (one window per visit, VideoReader)": per_window_reads(root)}
     readers.update({f"one pass per visit, {w} window{'s' * (w > 1)}": VoxCeleb2.open(root, windows_per_visit=w)
                     for w in per_visit})
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in readers}
@@ -141,7 +148,7 @@ def compare_readers(root: Path, method: Method, *, windows: int = 64, rounds: in
     frames = len(method.frame_offsets())
     for name, measured in runs.items():
         rate = np.array([m["windows_per_s"] for m in measured])
-        rows.append({"reader": name, "new": not isinstance(readers[name], PerWindowReads),
+        rows.append({"reader": name, "new": name != next(iter(readers)),
                      "windows_per_visit": readers[name].windows_per_visit, "windows_per_s": float(np.median(rate)),
                      "frames_per_s": float(np.median(rate)) * frames,
                      "decoded_per_used": float(np.median([m["decoded_per_used"] for m in measured])),
@@ -152,12 +159,13 @@ def compare_readers(root: Path, method: Method, *, windows: int = 64, rounds: in
 def voxceleb2_rows(folder: Path, *, device: str = "cpu", rounds: int = 3, windows: int = 64, model_steps: int = 3,
                    model_batch: int | None = None, progress: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """The "VoxCeleb2 from mp4" rows of ``ssfbench bench``: each reader's windows/s on one core
-    (``pipeline``) against the reader before issue 16 (``reference``), decoded frames per used
+    (``pipeline``) against the first, one-window-per-visit reader (``reference``), decoded frames per used
     frame, and the cores one GPU needs at that rate (published GPU rate, :mod:`ssfbench.runtime.feeding`);
     then the ranking encoder's own training rate at 224 px on ``device`` (batches of ``model_batch``
     windows: 4 on a CPU, 32 on a GPU unless given), and the cores that rate needs."""
     from ssfbench.api.registry import get_method
     from ssfbench.bench.speed import model_train_rate
+    from ssfbench.datasets.voxceleb2 import VoxCeleb2
     from ssfbench.runtime.feeding import GPU_RESNET18_224, Rate, cores_per_gpu
     from ssfbench.train.pretrain import WindowBatches
 
@@ -197,5 +205,5 @@ def voxceleb2_rows(folder: Path, *, device: str = "cpu", rounds: int = 3, window
     return rows
 
 
-__all__ = ["CLIP_FORMAT", "PerWindowReads", "write_h264_clips", "one_core", "reader_rate", "compare_readers",
+__all__ = ["CLIP_FORMAT", "per_window_reads", "write_h264_clips", "one_core", "reader_rate", "compare_readers",
            "voxceleb2_rows"]

@@ -103,7 +103,7 @@ def bench_cmd(device: str, image_size: int, steps: int, embed_batch_size: int, w
                        f"frames per used frame, {r['cores_per_gpu']:.1f} cores per GPU ({r['gpu_rate']})")
         if "cores_for_this_model" in r:
             click.echo(f"this model on {env['device']} needs {r['cores_for_this_model']:.3f} cores of the default "
-                       f"reader ({r['cores_for_this_model_before']:.3f} before issue 16)")
+                       f"reader ({r['cores_for_this_model_before']:.3f} with one window per visit)")
         if "probe_f1" in r:
             click.echo(f"probe mean F1 {r['probe_f1']:.2f}, sklearn {r['sklearn_f1']:.2f} "
                        f"(difference {r['probe_f1'] - r['sklearn_f1']:+.2f} points)")

@@ -26,7 +26,7 @@ def synth() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth_preview(out: Path, videos: int, times: int, stride: int, image_size: int, seed: int) -> None:
     """Write a grid of synthetic faces over time (rows = videos) so a person can look at the data."""
-    from ssfbench.datasets.synthetic import preview_grid
+    from ssfbench.datasets._synth_preview import preview_grid
 
     if out.parent and not out.parent.exists():
         raise UserError(f"{out.parent}: folder does not exist")

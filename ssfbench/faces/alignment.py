@@ -1,7 +1,7 @@
 """Face geometry: similarity alignment of a face to a canonical five-point template.
 
 The template (eye centres, nose tip, mouth corners; in units of the crop side) is the one the
-paper's peers align to (JAA-Net / ME-GraphAU style, see ``shared/notes/faces.md``). A landmark set
+paper's peers align to (JAA-Net / ME-GraphAU style). A landmark set
 of any supported scheme is reduced to those five points (:func:`five_points`), the least-squares
 similarity transform (rotation, isotropic scale, translation; Umeyama, scikit-image's
 :class:`~skimage.transform.SimilarityTransform`) from the image onto the template is estimated
@@ -103,12 +103,6 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(out, dtype=np.uint8)
 
 
-def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``points`` (``[K, 2]`` x, y) mapped by a 2x3 ``matrix``."""
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return pts @ np.asarray(matrix)[:, :2].T + np.asarray(matrix)[:, 2]
-
-
 @dataclass(frozen=True)
 class Aligned:
     """One aligned face: the crop and the source -> crop matrix that made it."""
@@ -131,4 +125,4 @@ def record(size: int, margin: float = MARGIN) -> dict:
 
 
 __all__ = ["TEMPLATE", "MARGIN", "SCHEMES", "Aligned", "five_points", "template", "alignment_matrix", "warp",
-           "transform_points", "align", "record"]
+           "align", "record"]

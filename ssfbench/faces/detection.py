@@ -56,16 +56,6 @@ def models_dir() -> Path:
     return folder
 
 
-def available() -> bool:
-    """Whether dlib and the landmark model are installed."""
-    try:
-        _dlib()
-        models_dir()
-    except UserError:
-        return False
-    return True
-
-
 def _dlib() -> Any:
     try:
         import dlib
@@ -120,4 +110,4 @@ def default_detector() -> Detector:
     return Detector()
 
 
-__all__ = ["INSTALL", "DETECT_SIDE", "Face", "Detector", "models_dir", "available", "default_detector"]
+__all__ = ["INSTALL", "DETECT_SIDE", "Face", "Detector", "models_dir", "default_detector"]

@@ -12,7 +12,3 @@ def ranking_window(anchor: int, k: int, n: int) -> list[int]:
         raise ValueError(f"n must be >= 1, got {n}")
     return [anchor, anchor + 1] + [anchor + 1 + i * k for i in range(1, n + 1)]
 
-
-def window_span(offsets: list[int]) -> int:
-    """Number of frames a window with these offsets (relative to the anchor) covers."""
-    return max(offsets) - min(offsets) + 1

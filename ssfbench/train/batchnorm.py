@@ -2,7 +2,7 @@
 
 A trained encoder carries running statistics of the data it was trained on; an untrained one starts
 at mean 0 / variance 1. A comparison between the two is paired only when both are evaluated with
-statistics of data (design.md, "Floors"), so the harness re-estimates the statistics of every
+statistics of data, so the harness re-estimates the statistics of every
 untrained encoder it scores (the ``random`` floor, any method at ``--steps 0``) here: a fixed,
 seeded draw of ``BN_FRAMES`` frames of the pretraining videos' training split, passed through the
 method's ``embed`` in batches of ``BN_BATCH`` with every BatchNorm in training mode and a cumulative

@@ -547,6 +547,4 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
 
 
 __all__ = ["PretrainSettings", "PretrainResult", "LoopState", "pretrain", "split_videos", "WindowBatches",
-           "validation_windows", "validate", "save_resume_state", "load_resume_state",
-           # the training toolkit, importable from here as before (ssfbench.train.steps)
-           "jitter", "make_optimizer", "rng_states", "set_rng_states"]
+           "validation_windows", "validate", "save_resume_state", "load_resume_state"]

@@ -1,4 +1,4 @@
-"""Speed ratios of issue 7, measured with pytest-benchmark (``tox -e bench``; BENCHMARKS.md has the
+"""Speed ratios of the data pipeline, measured with pytest-benchmark (``tox -e bench``; BENCHMARKS.md has the
 numbers). Each test measures both sides in the same run, alternating, three rounds each, and
 asserts the ratio of the medians, so a machine that is simply slower passes or fails the same way:
 

@@ -77,7 +77,9 @@ def test_frame_to_file_mapping_and_faces_detected_else_centre_square(ds, replica
 
 
 def test_aligned_on_a_jaa_landmark_list(tmp_path):
-    from ssfbench.faces.alignment import template, transform_points
+    from geometry import transform_points
+
+    from ssfbench.faces.alignment import template
 
     replica = make_bp4d(tmp_path / "BP4D", frames=2, landmarks=True)
     lists = {"landmarks": str(replica.root / "BP4D_land.txt"), "landmark_paths": str(replica.root / "BP4D_path.txt")}
