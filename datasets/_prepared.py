@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ssfbench.api.dataset import Fold, LabeledFrames
+from ssfbench.api.dataset import CountsFaces, Fold, LabeledFrames
 from ssfbench.datasets._digest import Digest
 from ssfbench.errors import UserError
 from ssfbench.runtime.fileio import atomic_write_bytes
@@ -94,7 +94,7 @@ def fold_roles(folds: Sequence[Fold], n: int) -> np.ndarray:
 
 def _with_counts(ds: Any) -> dict[str, Any]:
     """``ds.preprocessing()`` plus, for a store, how every face was found (all rows were read)."""
-    found = dict(getattr(ds, "faces_found", None) or {})
+    found = dict(ds.faces_found) if isinstance(ds, CountsFaces) else {}
     return {**ds.preprocessing(), **({"faces_found": dict(sorted(found.items()))} if found else {})}
 
 

@@ -39,7 +39,11 @@ class RandomInit(Method):
     def build(self) -> None:
         if self.config.bn_stats not in ("data", "init"):
             raise ValueError(f"bn_stats must be data or init, got {self.config.bn_stats!r}")
-        self.encoder = Encoder(self.backbone, dim=256, normalize=True, pretrained=self.pretrained)
+        self.encoder = Encoder(self.backbone, dim=self.embed_dim, normalize=True, pretrained=self.pretrained)
+
+    @property
+    def embed_dim(self) -> int:
+        return 256
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.encoder(images)

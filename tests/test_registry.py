@@ -17,6 +17,9 @@ class TinyMethod(Method):
     summary = "a plugin method for tests"
     def build(self):
         self.encoder = Encoder(self.backbone, dim=8)
+    @property
+    def embed_dim(self):
+        return 8
     def embed(self, images):
         return self.encoder(images)
 

@@ -12,7 +12,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -122,3 +122,61 @@ class LabeledFrames(Dataset):
     def preprocessing(self) -> dict:
         """How faces were cropped before the harness resizes them (recorded in cache attributes)."""
         return {"crop": "none"}
+
+
+# ---- optional capabilities ----------------------------------------------------------------------
+# An adapter has one of these when it has the member; the harness asks with ``isinstance`` (the
+# Protocols are runtime-checkable: the check is the presence of the member, the types are for readers
+# and mypy).
+
+
+@runtime_checkable
+class Inspectable(Protocol):
+    """A dataset read from the user's copy that ``ssfbench datasets verify`` can check: the class has
+    ``inspect(root, *, quick, sample, **options) -> ssfbench.api.verify.Report``."""
+
+    @classmethod
+    def inspect(cls, root: Path | None, *, quick: bool = False, sample: int | None = None, **options: Any) -> Any:
+        """Check the copy at ``root`` without stopping at the first problem; returns a ``Report``."""
+        ...
+
+
+@runtime_checkable
+class Preparable(Protocol):
+    """A dataset ``ssfbench datasets prepare`` can write into a store that later runs read instead:
+    the class has ``prepare(root, out, *, image_size, codec, **options) -> Path``."""
+
+    @classmethod
+    def prepare(cls, root: Path | None, out: Path, **kwargs: Any) -> Path:
+        """Write the prepared store of the copy at ``root`` to ``out``; returns its path."""
+        ...
+
+
+@runtime_checkable
+class TrueIntensities(Protocol):
+    """Labelled frames that know the true AU intensity of every row (the synthetic datasets):
+    ``intensities`` float ``[N, C]``, what ``ssfbench synth calibrate`` probes for the ceiling."""
+
+    intensities: np.ndarray
+
+
+@runtime_checkable
+class CountsFaces(Protocol):
+    """A dataset that counts how the face of every row read so far was found (landmarks, boxes,
+    detection, centre crop): ``faces_found`` maps each way to its count; recorded in results."""
+
+    @property
+    def faces_found(self) -> Mapping[str, int]:
+        ...
+
+
+@runtime_checkable
+class VisitsWindows(Protocol):
+    """A video source that serves several pretraining windows from one visit to a video
+    (:attr:`VideoSource.windows_per_visit`)."""
+
+    windows_per_visit: int
+
+
+__all__ = ["Fold", "Dataset", "VideoSource", "LabeledFrames", "Inspectable", "Preparable", "TrueIntensities",
+           "CountsFaces", "VisitsWindows"]

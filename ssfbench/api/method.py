@@ -152,9 +152,10 @@ class Method(nn.Module, abc.ABC):
         return None
 
     @property
+    @abc.abstractmethod
     def embed_dim(self) -> int:
-        """Width of ``embed``'s output."""
-        return 256
+        """Width of ``embed``'s output (every method declares it: results, checkpoints and
+        ``mock-run``'s shape check rely on it)."""
 
     def variant(self) -> str:
         """Short label of the method-specific setting (e.g. ``k=2``); empty when there is none."""

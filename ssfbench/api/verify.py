@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
+from ssfbench.api.dataset import Inspectable, Preparable
 from ssfbench.errors import UserError
 
 #: What each severity means in a report.
@@ -77,13 +78,14 @@ class Report:
         return "\n".join(lines)
 
 
-def _dataset_class(name: str, capability: str) -> type:
-    """The registered dataset ``name``, which must support ``capability`` (inspect or prepare)."""
+def _dataset_class(name: str, capability: type) -> Any:
+    """The registered dataset ``name``, which must support ``capability`` (:class:`Inspectable` or
+    :class:`Preparable`)."""
     from ssfbench.api.registry import get_dataset
 
     cls = get_dataset(name)
-    if not hasattr(cls, capability):
-        raise UserError(f"dataset {name!r} has no local copy to {'verify' if capability == 'inspect' else 'prepare'} "
+    if not isinstance(cls, capability):
+        raise UserError(f"dataset {name!r} has no local copy to {'verify' if capability is Inspectable else 'prepare'} "
                         f"(it is generated on the fly)")
     return cls
 
@@ -92,7 +94,7 @@ def verify(name: str, root: Path | None, *, options: dict[str, Any] | None = Non
            sample: int | None = None) -> Report:
     """Check the copy of dataset ``name`` at ``root``; a missing root or bad option is a
     :class:`UserError`, every problem of the copy itself is in the report."""
-    cls = _dataset_class(name, "inspect")
+    cls = _dataset_class(name, Inspectable)
     return cls.inspect(root, quick=quick, sample=sample, **(options or {}))
 
 
@@ -100,7 +102,7 @@ def prepare(name: str, root: Path | None, out: Path, *, image_size: int = 256, c
             options: dict[str, Any] | None = None) -> Path:
     """Write the prepared store of dataset ``name`` (decoded, cropped frames, or a video index)
     to ``out`` atomically; returns ``out``."""
-    cls = _dataset_class(name, "prepare")
+    cls = _dataset_class(name, Preparable)
     given = {"codec": codec} if codec is not None else {}  # None: the adapter's own default
     return cls.prepare(root, out, image_size=image_size, **given, **(options or {}))
 

@@ -152,9 +152,9 @@ def pipeline_train_rate(method: Method, videos: VideoSource, *, steps: int, devi
 
 def render_rate(videos: VideoSource, method: Method, steps: int, seed: int = 0) -> float:
     """Frames/s at which ``videos`` produce the windows of pretraining steps, in this process."""
-    from ssfbench.train.pretrain import WindowBatches, split_videos
+    from ssfbench.train.pretrain import VALIDATION_FRACTION, WindowBatches, split_videos
 
-    stream = WindowBatches(videos, split_videos(len(videos), 0.2, seed)[0], method, seed)
+    stream = WindowBatches(videos, split_videos(len(videos), VALIDATION_FRACTION, seed)[0], method, seed)
     stream[0]
     start = time.perf_counter()
     frames = sum(int(np.prod(stream[s].shape[:2])) for s in range(1, steps + 1))
@@ -251,7 +251,7 @@ def run_suite(*, device: str = "auto", image_size: int = 64, embed_batch_size: i
     from ssfbench.api.registry import get_method
     from ssfbench.datasets._prepared import open_prepared
     from ssfbench.datasets.synthetic import SynthVox
-    from ssfbench.train.pretrain import WindowBatches, split_videos
+    from ssfbench.train.pretrain import VALIDATION_FRACTION, WindowBatches, split_videos
 
     def ranking() -> Method:
         torch.manual_seed(0)
@@ -267,7 +267,7 @@ def run_suite(*, device: str = "auto", image_size: int = 64, embed_batch_size: i
     rows.append({"what": "embedding (JPEG store -> HDF5 cache) vs encoder forward", "pipeline": pipe,
                  "reference": model, "ratio": pipe / model, "unit": "frames/s", "target": 0.9})
     rendered = SynthVox.open(image_size=image_size, identities=identities)
-    windows = WindowBatches(rendered, split_videos(len(rendered), 0.2, 0)[0], ranking(), 0)[0]
+    windows = WindowBatches(rendered, split_videos(len(rendered), VALIDATION_FRACTION, 0)[0], ranking(), 0)[0]
     sources = [("prepared video store", SynthVox.open(video_store, image_size=image_size, identities=identities))]
     if render:
         sources.append(("rendered on the fly", rendered))

@@ -190,11 +190,12 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
 def epochs_to_steps(spec, epochs: int) -> int:
     """Steps that make ``epochs`` passes over the pretraining videos' training split (a step visits
     ``ceil(batch / windows_per_visit)`` videos: see :class:`ssfbench.train.pretrain.WindowBatches`)."""
+    from ssfbench.api.dataset import VisitsWindows
     from ssfbench.pipeline.runner import build_method, open_dataset
-    from ssfbench.train.pretrain import split_videos
+    from ssfbench.train.pretrain import VALIDATION_FRACTION, split_videos
 
     method = build_method(spec)
     videos = open_dataset(spec.pretrain_data, spec)
-    n_train = len(split_videos(len(videos), 0.2, spec.seed)[0])
-    visits_per_step = -(-method.config.batch_size // getattr(videos, "windows_per_visit", 1))
+    n_train = len(split_videos(len(videos), VALIDATION_FRACTION, spec.seed)[0])
+    visits_per_step = -(-method.config.batch_size // (videos.windows_per_visit if isinstance(videos, VisitsWindows) else 1))
     return epochs * max(1, n_train // visits_per_step)

@@ -29,7 +29,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -41,18 +40,37 @@ from filelock import FileLock
 
 import ssfbench
 from ssfbench.errors import UserError, is_disk_full
-from ssfbench.runtime.fileio import new_file_mode
+from ssfbench.runtime.fileio import atomic_write_bytes, fsync_path, new_file_mode
+
+#: Every attribute :func:`cache_attributes` writes -> whether it is part of the key (must equal the
+#: request for a cache to be reused). ``face_preprocessing`` (the dataset's crop record) is written
+#: for readers but not compared: ``dataset_fingerprint`` already digests the crop options and the
+#: rows, so comparing it could only refuse caches the fingerprint accepts.
+CACHE_ATTRS: dict[str, bool] = {
+    "method": True,
+    "checkpoint_sha256": True,
+    "dataset": True,
+    "dataset_fingerprint": True,
+    "preprocess": True,
+    "face_preprocessing": False,
+    "ssfbench_version": True,
+    "protocol_version": True,
+}
 
 #: Attributes that must equal the request for a cache to be reused.
-CACHE_KEY_ATTRS: tuple[str, ...] = (
-    "method",
-    "checkpoint_sha256",
-    "dataset",
-    "dataset_fingerprint",
-    "preprocess",
-    "ssfbench_version",
-    "protocol_version",
-)
+CACHE_KEY_ATTRS: tuple[str, ...] = tuple(name for name, compared in CACHE_ATTRS.items() if compared)
+
+
+def cache_attributes(method: Any, digest: str, dataset: Any) -> dict[str, Any]:
+    """The attributes of the embedding cache of ``dataset`` by ``method`` (checkpoint sha256
+    ``digest``): exactly the names of :data:`CACHE_ATTRS`; a cache is reused only when the
+    :data:`CACHE_KEY_ATTRS` among them match."""
+    attrs = {"method": method.name, "checkpoint_sha256": digest, "dataset": dataset.name,
+             "dataset_fingerprint": dataset.fingerprint(), "preprocess": method.preprocess.to_json(),
+             "face_preprocessing": json.dumps(dataset.preprocessing(), sort_keys=True),
+             "ssfbench_version": ssfbench.__version__, "protocol_version": ssfbench.PROTOCOL_VERSION}
+    assert list(attrs) == list(CACHE_ATTRS), "cache_attributes and CACHE_ATTRS disagree"
+    return attrs
 
 #: ``compute_from(start)`` yields float32 blocks ``[b, D]`` of consecutive rows from row ``start``.
 RowsFrom = Callable[[int], Iterator[np.ndarray]]
@@ -154,31 +172,19 @@ def _write_attrs(f: h5py.File, attrs: Mapping[str, Any]) -> None:
             f.attrs[name] = _canonical(name, value)
 
 
-def _fsync(path: str | os.PathLike) -> None:
-    """Flush a file (or folder) to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_cache(path: str | os.PathLike, embeddings: np.ndarray, keys: Sequence[str] | np.ndarray,
                 attrs: Mapping[str, Any]) -> None:
-    """Write a complete cache at ``path`` atomically: a temporary file in the same folder gets
-    the data, the attributes and finally ``complete=True``, is fsynced and renamed onto ``path``.
-    On any exception the temporary file is removed and ``path`` is left as it was."""
+    """Write a complete cache at ``path`` atomically (:func:`~ssfbench.runtime.fileio.atomic_write_bytes`):
+    a temporary file in the same folder gets the data, the attributes and finally ``complete=True``,
+    is fsynced and renamed onto ``path``; on any exception ``path`` is left as it was."""
     path = Path(path)
     attrs = _with_defaults(attrs)
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
     keys = np.asarray([str(k) for k in keys], dtype=object)
     _check_key_attrs(attrs)
     _check_arrays(path, embeddings, keys)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        os.chmod(tmp, new_file_mode())
+
+    def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
             f.attrs["complete"] = False
             _write_datasets(f, embeddings, keys)
@@ -186,16 +192,8 @@ def write_cache(path: str | os.PathLike, embeddings: np.ndarray, keys: Sequence[
             f.attrs["embeddings_sha256"] = embeddings_digest(embeddings)
             f.attrs["complete"] = True
             f.flush()
-        _fsync(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if is_disk_full(exc):
-            raise UserError(f"disk full while writing {path}") from None
-        raise
-    with contextlib.suppress(OSError):
-        _fsync(path.parent)
+
+    atomic_write_bytes(path, write)
 
 
 def read_attrs(path: str | os.PathLike) -> dict[str, Any]:
@@ -392,7 +390,7 @@ def _fill_partial(path: Path, partial: Path, attrs: Mapping[str, Any], n: int, s
         f.attrs["embeddings_sha256"] = embeddings_digest(f["embeddings"][...])
         f.attrs["complete"] = True
         f.flush()
-    _fsync(partial)
+    fsync_path(partial)
 
 
 def _write_resumable(path: Path, attrs: Mapping[str, Any], keys: np.ndarray, compute_from: RowsFrom,
@@ -416,7 +414,7 @@ def _write_resumable(path: Path, attrs: Mapping[str, Any], keys: np.ndarray, com
             raise UserError(f"disk full while writing {path}") from None
         raise
     with contextlib.suppress(OSError):
-        _fsync(path.parent)
+        fsync_path(path.parent)
     with h5py.File(path, "r") as f:
         return f["embeddings"][...]
 
@@ -465,7 +463,9 @@ def cached_embeddings(path: str | os.PathLike, attrs: Mapping[str, Any], keys: S
 
 
 __all__ = [
+    "CACHE_ATTRS",
     "CACHE_KEY_ATTRS",
+    "cache_attributes",
     "OVERWRITE_POLICIES",
     "CacheMismatch",
     "CacheMismatchWarning",

@@ -40,11 +40,11 @@ from filelock import FileLock, Timeout
 
 import ssfbench
 from ssfbench.api.checkpoint import load_checkpoint, load_weights, save_checkpoint, sha256_file
-from ssfbench.api.dataset import Fold, LabeledFrames, VideoSource
+from ssfbench.api.dataset import CountsFaces, Fold, LabeledFrames, TrueIntensities, VideoSource
 from ssfbench.api.method import Method
 from ssfbench.api.registry import get_dataset, get_method
 from ssfbench.errors import UserError
-from ssfbench.evaluation.cache import cached_embeddings, read_cache
+from ssfbench.evaluation.cache import cache_attributes, cached_embeddings, read_cache
 from ssfbench.evaluation.embed import iter_embeddings, serve_embedding_shards, sharded_embeddings
 from ssfbench.evaluation.metrics import NoPositivesWarning, per_label_auc, per_label_f1
 from ssfbench.evaluation.probe import PROBE_DEFAULTS, fit_predict
@@ -56,16 +56,14 @@ from ssfbench.runtime.layout import (
     CHECKPOINT_RECORD,
     RESUME_STATE,
     OutputLayout,
-    cache_attributes,
     record_path,
 )
 from ssfbench.runtime.seeds import BATCHNORM_DRAW
 from ssfbench.train.batchnorm import BN_BATCH, BN_FRAMES, reestimate_batchnorm
-from ssfbench.train.pretrain import PretrainSettings, pretrain, split_videos
+from ssfbench.train.pretrain import DEFAULT_STEPS, PretrainSettings, pretrain, split_videos
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_STEPS = 300
 DEFAULT_IMAGE_SIZE = 64
 DEFAULT_EVAL_DATASETS = ("synth-au", "synth-expr")
 #: how re-estimated BatchNorm statistics are drawn: part of the identity of every run that has them
@@ -571,7 +569,7 @@ def result_record(*, run_id: str, config_hash: str, method: str, variant: str, d
     (``torch_threads``, ``cpu_kernels``: checkpoint digests depend on both), scores, extras;
     validated as any results file is when read."""
     scores = dict(scores)
-    found = dict(getattr(dataset, "faces_found", None) or {})
+    found = dict(dataset.faces_found) if isinstance(dataset, CountsFaces) else {}
     device = scores.pop("probe_device", PROBE_DEFAULTS["device"])
     record = {
         "schema": SCHEMA, "protocol_version": ssfbench.PROTOCOL_VERSION,
@@ -594,7 +592,7 @@ def calibrate(spec: RunSpec) -> list[Result]:
     layout = OutputLayout(spec.out)
     for name in spec.datasets:
         ds = open_dataset(name, spec)
-        if not hasattr(ds, "intensities"):
+        if not isinstance(ds, TrueIntensities):
             raise UserError(f"dataset {name!r} has no true AU intensities; only synthetic datasets can be calibrated")
         check_labels(ds)
         scores = probe_dataset(np.asarray(ds.intensities, dtype=np.float32), ds, seed=spec.seed)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ssfbench.errors import UserError
-from ssfbench.runtime.layout import OutputLayout, cache_attributes
+from ssfbench.runtime.layout import OutputLayout
 
 UNKNOWN = -1
 
@@ -217,7 +217,7 @@ def source_from_checkpoint(path: Path, dataset, out: Path, device: str = "cpu") 
     """Embed ``dataset`` with the checkpoint at ``path`` (cached under
     ``out/embeddings/checkpoint-<sha12>/<dataset>.h5``)."""
     from ssfbench.api.checkpoint import load_checkpoint
-    from ssfbench.evaluation.cache import cached_embeddings
+    from ssfbench.evaluation.cache import cache_attributes, cached_embeddings
     from ssfbench.evaluation.embed import embed_frames
 
     method, digest = load_checkpoint(Path(path))

@@ -4,6 +4,7 @@ reader never sees a partial file and a full disk is one clear line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -22,9 +23,20 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file (or a folder: a rename in it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: Path, write: Callable[[str], Any]) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``; no partial file is ever left at ``path``.
-    A full disk becomes the one-line :class:`UserError` ``disk full while writing <path>``."""
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, fsync it and rename it onto
+    ``path``, then fsync the folder (the rename); no partial file is ever left at ``path``, and on
+    any exception ``path`` is left as it was. A full disk becomes the one-line :class:`UserError`
+    ``disk full while writing <path>``. The one atomic writer: checkpoints, caches, results."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -39,6 +51,8 @@ def atomic_write_bytes(path: Path, write: Callable[[str], Any]) -> None:
         if is_disk_full(exc):
             raise UserError(f"disk full while writing {path}") from None
         raise
+    with contextlib.suppress(OSError):
+        fsync_path(path.parent)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

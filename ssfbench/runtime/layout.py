@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 CHECKPOINT = "best.pt"
 CHECKPOINT_RECORD = "best.json"
@@ -102,19 +101,6 @@ class OutputLayout:
     def results(self) -> ResultsLayout:
         """The results folder of this output folder."""
         return ResultsLayout(self.root / "results")
-
-
-def cache_attributes(method: Any, digest: str, dataset: Any) -> dict[str, Any]:
-    """The attributes that key the embedding cache of ``dataset`` by ``method`` (checkpoint sha256
-    ``digest``): a cache is reused only when every one of them matches (:mod:`ssfbench.evaluation.cache`)."""
-    import json
-
-    import ssfbench
-
-    return {"method": method.name, "checkpoint_sha256": digest, "dataset": dataset.name,
-            "dataset_fingerprint": dataset.fingerprint(), "preprocess": method.preprocess.to_json(),
-            "face_preprocessing": json.dumps(dataset.preprocessing(), sort_keys=True),
-            "ssfbench_version": ssfbench.__version__, "protocol_version": ssfbench.PROTOCOL_VERSION}
 
 
 def record_path(checkpoint: Path) -> Path:

@@ -27,6 +27,7 @@ from ssfbench.errors import UserError
 from ssfbench.evaluation.probe import positive_weights
 from ssfbench.runtime.device import autocast, resolve_device
 from ssfbench.runtime.seeds import FINETUNE_ROWS
+from ssfbench.train.pretrain import DEFAULT_STEPS
 from ssfbench.train.steps import jitter, jitter_generator, make_optimizer, optimizer_step
 
 
@@ -34,7 +35,7 @@ from ssfbench.train.steps import jitter, jitter_generator, make_optimizer, optim
 class FinetuneSettings:
     """Budget and machinery of one fold's training."""
 
-    steps: int = 300
+    steps: int = DEFAULT_STEPS
     seed: int = 0
     device: str = "auto"
     progress: bool = True

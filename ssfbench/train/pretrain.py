@@ -62,7 +62,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from ssfbench.api.checkpoint import save_checkpoint, torch_save_stable
-from ssfbench.api.dataset import VideoSource
+from ssfbench.api.dataset import VideoSource, VisitsWindows
 from ssfbench.api.method import Method
 from ssfbench.errors import UserError
 from ssfbench.runtime import distributed
@@ -86,15 +86,21 @@ from ssfbench.train.steps import (
 logger = logging.getLogger(__name__)
 
 
+#: The default budget (the synthetic benchmark's): pretraining and fine-tuning steps when none are given.
+DEFAULT_STEPS = 300
+#: Share of the pretraining videos held out for validation and checkpoint selection (the 80/20 split).
+VALIDATION_FRACTION = 0.2
+
+
 @dataclass
 class PretrainSettings:
     """Budget and machinery of one pretraining run (the method's own defaults live in its Config)."""
 
-    steps: int = 300
+    steps: int = DEFAULT_STEPS
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
-    val_fraction: float = 0.2
+    val_fraction: float = VALIDATION_FRACTION
     progress: bool = True
     #: also write ``last.pt`` every this many steps (0: only at epoch ends and by time)
     checkpoint_every: int = 0
@@ -177,7 +183,7 @@ class WindowBatches(Dataset):
         self.sample_offsets = method.sample_offsets
         self.span = method.window_span()
         self.usable = np.array([v for v in train_ids if videos.num_frames(int(v)) >= self.span])
-        self.per_visit = max(1, int(getattr(videos, "windows_per_visit", 1)))
+        self.per_visit = max(1, int(videos.windows_per_visit if isinstance(videos, VisitsWindows) else 1))
         self.visits_per_step = -(-self.batch_size // self.per_visit)
         if len(self.usable) < self.visits_per_step:
             raise UserError(f"{videos.name}: only {len(self.usable)} training videos have at least {self.span} "
@@ -546,5 +552,5 @@ def pretrain(method: Method, videos: VideoSource, settings: PretrainSettings, ru
     return _finish(loop, state, base_meta, curves)
 
 
-__all__ = ["PretrainSettings", "PretrainResult", "LoopState", "pretrain", "split_videos", "WindowBatches",
+__all__ = ["DEFAULT_STEPS", "VALIDATION_FRACTION", "PretrainSettings", "PretrainResult", "LoopState", "pretrain", "split_videos", "WindowBatches",
            "validation_windows", "validate", "save_resume_state", "load_resume_state"]
