@@ -14,7 +14,7 @@ import importlib
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from ssfbench.api.dataset import Dataset
 from ssfbench.api.method import Method
@@ -74,7 +74,7 @@ class Registry(Generic[T]):
             raise UserError(entry.error)
         try:
             module_name, _, attr = entry.target.partition(":")
-            obj = importlib.import_module(module_name)
+            obj: Any = importlib.import_module(module_name)
             for part in attr.split(".") if attr else []:
                 obj = getattr(obj, part)
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the harness
@@ -88,16 +88,17 @@ class Registry(Generic[T]):
         self.problems[entry.name] = entry.error
         raise UserError(entry.error)
 
-    def _contract_problem(self, name: str, obj: object) -> str | None:
+    def _contract_problem(self, name: str, obj: Any) -> str | None:
         if not isinstance(obj, type) or not issubclass(obj, self.base):
             return f"{obj!r} is not a subclass of {self.base.__module__}.{self.base.__qualname__}"
         for attr in ("name", "summary"):
             if not isinstance(getattr(obj, attr, None), str):
                 return f"class attribute {attr!r} (str) is missing"
-        if obj.name != name:
-            return f"its name attribute is {obj.name!r} but it is registered as {name!r}"
-        if getattr(obj, "__abstractmethods__", None):
-            return f"abstract methods not implemented: {', '.join(sorted(obj.__abstractmethods__))}"
+        cls: Any = obj  # a subclass of the base with str name and summary, as checked above
+        if cls.name != name:
+            return f"its name attribute is {cls.name!r} but it is registered as {name!r}"
+        if getattr(cls, "__abstractmethods__", None):
+            return f"abstract methods not implemented: {', '.join(sorted(cls.__abstractmethods__))}"
         return None
 
     # ---- queries ---------------------------------------------------------------------------
@@ -120,7 +121,7 @@ class Registry(Generic[T]):
         rows = []
         for name, entry in sorted(self._discover().items()):
             try:
-                summary = self._resolve(entry).summary
+                summary = cast(Any, self._resolve(entry)).summary
             except UserError as exc:
                 summary = f"BROKEN: {exc}"
             rows.append((name, summary, entry.origin))

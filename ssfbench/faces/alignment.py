@@ -99,7 +99,7 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     lin, t = inv[:2, :2], inv[:2, 2]
     t = t + 0.5 - lin @ np.array([0.5, 0.5])  # Pillow's coordinates put pixel centres at +0.5
     data = (lin[0, 0], lin[0, 1], t[0], lin[1, 0], lin[1, 1], t[1])
-    out = im.transform((size, size), Image.AFFINE, data=data, resample=Image.BILINEAR, fillcolor=(0, 0, 0))
+    out = im.transform((size, size), Image.Transform.AFFINE, data=data, resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
     return np.asarray(out, dtype=np.uint8)
 
 

@@ -91,7 +91,7 @@ class Detector:
         h, w = rgb.shape[:2]
         factor = min(1.0, self.detect_side / max(h, w))
         small = rgb if factor == 1.0 else np.asarray(
-            Image.fromarray(rgb).resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.BILINEAR))
+            Image.fromarray(rgb).resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.Resampling.BILINEAR))
         with self._lock:
             boxes, scores, _ = self._detector.run(small, self.upsample, 0.0)
             faces = []

@@ -103,7 +103,11 @@ def align_faces(inputs: Iterable[Path], out: Path, *, image_size: int = 256, mar
             aligned = align(image, face.landmarks, image_size, margin)
             crop = out / f"{stem}-{i}.png"
             data = _png(aligned.crop)
-            atomic_write_bytes(crop, lambda tmp, data=data: Path(tmp).write_bytes(data))
+
+            def write(tmp: str, data: bytes = data) -> None:
+                Path(tmp).write_bytes(data)
+
+            atomic_write_bytes(crop, write)
             report.crops.append(crop)
             faces.append({"box": [round(v, 2) for v in face.box], "score": round(face.score, 4),
                           "landmarks": face.landmarks.round(2).tolist(),
@@ -129,7 +133,7 @@ def preview_grid(crops: list[Path], path: Path, columns: int = 8, cell: int = 12
     eye_y = float(template(cell)[0, 1])
     for i, crop in enumerate(crops):
         with Image.open(crop) as im:
-            tile = im.convert("RGB").resize((cell, cell), Image.BILINEAR)
+            tile = im.convert("RGB").resize((cell, cell), Image.Resampling.BILINEAR)
         draw = ImageDraw.Draw(tile)
         draw.line([(0, eye_y), (cell, eye_y)], fill=(0, 255, 0), width=1)
         grid.paste(tile, ((i % columns) * cell, (i // columns) * cell))

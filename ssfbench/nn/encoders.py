@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import timm
 import torch
@@ -104,7 +104,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.backbone_name = backbone
         self.trunk = create_trunk(backbone, pretrained)
-        self.fc = nn.Linear(self.trunk.num_features, dim)
+        self.fc = nn.Linear(cast(int, self.trunk.num_features), dim)
         self.normalize = normalize
         self.dim = dim
 

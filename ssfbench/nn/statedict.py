@@ -17,8 +17,9 @@ def load_mapped(module: nn.Module, state: Mapping[str, torch.Tensor], key_map: M
     missing. Anything else missing, unexpected or mis-shaped raises ``RuntimeError`` naming the keys:
     a header line, one line with ``hint`` (when released keys cannot be used, ``released_ok=False``)
     and the missing/unexpected keys, one line with the shape mismatches."""
-    if isinstance(state.get("state_dict_model"), Mapping):
-        state = state["state_dict_model"]
+    nested = state.get("state_dict_model")
+    if isinstance(nested, Mapping):
+        state = nested
     state = {k.removeprefix("module."): v for k, v in state.items()}
     own = module.state_dict()
     loaded, given, unexpected = {}, {}, []
