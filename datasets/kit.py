@@ -1,5 +1,7 @@
-"""Shared machinery of the adapters over users' copies of the real datasets, importable from one
-place (dataset plugins import these names from here). Each concern has its own module:
+"""The adapter kit: what the adapters over users' copies of the real datasets share, public and
+importable from one place (``from ssfbench.datasets.kit import RealFrames, ...``; the built-in
+adapters and out-of-tree dataset plugins alike). docs/adding-a-dataset.md walks through a toy
+adapter built from it. Each concern has its own (private) module; import the names from here:
 
 * :mod:`~ssfbench.datasets._problems`: :class:`Problems` collects everything wrong with a copy
   (errors that make it unusable, rows skipped from the protocol, notes) instead of stopping at the
@@ -15,7 +17,8 @@ place (dataset plugins import these names from here). Each concern has its own m
 * :mod:`ssfbench.api.settings`: adapter options (:class:`Option`, :func:`resolve_options`), shared with
   every dataset and with methods' settings.
 * :mod:`~ssfbench.datasets._real_frames`: :class:`RealFrames`, the base of the labelled adapters
-  (BP4D, DISFA, EmotioNet, AffectNet).
+  (BP4D, DISFA, EmotioNet, AffectNet), and the face-crop options every one of them declares
+  (``CROP_OPTION``, ``MARGIN_OPTION``).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from ssfbench.datasets._files import (
 )
 from ssfbench.datasets._folds import load_parts, standard_folds
 from ssfbench.datasets._problems import SEVERITIES, DatasetWarning, Problem, Problems
-from ssfbench.datasets._real_frames import RealFrames
+from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, NO_FACE, RealFrames
 
 __all__ = [
     "Digest", "stable_fraction",
@@ -62,6 +65,6 @@ __all__ = [
     "find_path", "numbered_images", "read_rows", "read_text", "relative", "require_root", "subdirs",
     "load_parts", "standard_folds",
     "SEVERITIES", "DatasetWarning", "Problem", "Problems",
-    "RealFrames",
+    "RealFrames", "CROP_OPTION", "MARGIN_OPTION", "NO_FACE",
     "Option", "resolve_options",
 ]
