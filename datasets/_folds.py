@@ -9,7 +9,7 @@ from importlib import resources
 
 import numpy as np
 
-from ssfbench.data import Fold
+from ssfbench.api.dataset import Fold
 
 
 def load_parts(dataset: str) -> list[tuple[str, ...]]:

@@ -8,7 +8,7 @@ either uint8 ``[N, S, S, 3]`` (codec ``raw``, gzip-compressed per frame) or one 
 (codec ``jpeg``, quality 95, variable-length uint8). Attributes name the dataset, its labels and
 metric, the source root, options and fingerprint, the crop record and ``complete``. The file is
 written under a temporary name and renamed only when complete. ``prepare`` replaces only a store
-of ours, never writes into the dataset copy (:func:`check_store_target`), and a run that asks for
+of ours, never writes into the dataset copy (:func:`ssfbench.api.verify.check_store_target`), and a run that asks for
 larger crops than a store holds is refused (they would be upsampled while the result said otherwise).
 """
 
@@ -28,10 +28,10 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ssfbench.data import Fold, LabeledFrames
+from ssfbench.api.dataset import CountsFaces, Fold, LabeledFrames
 from ssfbench.datasets._digest import Digest
 from ssfbench.errors import UserError
-from ssfbench.fileio import atomic_write_bytes
+from ssfbench.runtime.fileio import atomic_write_bytes
 
 FORMAT = "ssfbench.prepared/1"
 CODECS = ("jpeg", "raw")
@@ -61,37 +61,6 @@ def is_prepared(root: Path | str) -> bool:
     """True when ``root`` is a file in HDF5 format (a prepared store or a video index)."""
     path = Path(root)
     return path.is_file() and h5py.is_hdf5(path)
-
-
-def is_our_store(path: Path | str) -> bool:
-    """True when ``path`` is an HDF5 file that ssfbench wrote (its ``format`` attribute names one
-    of our formats: prepared crops, a video index, prepared videos)."""
-    path = Path(path)
-    if not (path.is_file() and h5py.is_hdf5(path)):
-        return False
-    try:
-        with h5py.File(path, "r") as f:
-            return str(f.attrs.get("format", "")).startswith("ssfbench.")
-    except OSError:
-        return False
-
-
-def check_store_target(out: Path, root: Path | None) -> None:
-    """Refuse an ``--out`` that ``prepare`` must not write: an existing folder, an existing file
-    that is not one of our stores (it would be replaced), or a path inside the dataset copy at
-    ``root`` (ssfbench never writes into a copy). Each is a one-line :class:`UserError`."""
-    out = Path(out).expanduser()
-    if out.is_dir():
-        raise UserError(f"--out {out}: is a folder; expected the path of the store file to write (e.g. "
-                        f"{out / 'store.h5'})")
-    if root is not None and Path(root).is_dir():
-        target, copy = out.resolve(), Path(root).expanduser().resolve()
-        if target == copy or copy in target.parents:
-            raise UserError(f"--out {out}: inside the dataset copy --root {root}; ssfbench never writes into a "
-                            f"dataset copy, choose a path outside it")
-    if out.exists() and not is_our_store(out):
-        raise UserError(f"--out {out}: exists and is not a store written by ssfbench; refusing to replace it "
-                        f"(choose another path, or remove the file yourself)")
 
 
 def _encode_jpeg(image: np.ndarray) -> np.ndarray:
@@ -127,7 +96,7 @@ def fold_roles(folds: Sequence[Fold], n: int) -> np.ndarray:
 
 def _with_counts(ds: Any) -> dict[str, Any]:
     """``ds.preprocessing()`` plus, for a store, how every face was found (all rows were read)."""
-    found = dict(getattr(ds, "faces_found", None) or {})
+    found = dict(ds.faces_found) if isinstance(ds, CountsFaces) else {}
     return {**ds.preprocessing(), **({"faces_found": dict(sorted(found.items()))} if found else {})}
 
 

@@ -21,10 +21,10 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from ssfbench.data import VideoSource
+from ssfbench.api.dataset import VideoSource
 from ssfbench.datasets._prepared import ProcessLocalFile
 from ssfbench.errors import UserError
-from ssfbench.fileio import atomic_write_bytes
+from ssfbench.runtime.fileio import atomic_write_bytes
 
 FORMAT = "ssfbench.prepared-videos/1"
 _STR = h5py.string_dtype("utf-8")

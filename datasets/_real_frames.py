@@ -3,9 +3,9 @@ scanning a copy without raising, the one-line error and skip warning of ``open``
 report, prepared stores, face crops per row and the fingerprint.
 
 Faces, the paper's way by default (``crop=align``): a row with landmarks (the dataset's own, in
-any scheme of :mod:`ssfbench.alignment`) is aligned on them; a row without them falls back to the
+any scheme of :mod:`ssfbench.faces.alignment`) is aligned on them; a row without them falls back to the
 adapter's :attr:`~RealFrames.FALLBACK`: its face box (AffectNet's csv) or dlib detection plus 68
-landmarks (:mod:`ssfbench.detection`, the ``[faces]`` extra). A frame in which no face is detected
+landmarks (:mod:`ssfbench.faces.detection`, the ``[faces]`` extra). A frame in which no face is detected
 is counted (no warning per frame) and cut to its centre square. :meth:`RealFrames.face_ways` says
 how every row's face is prepared; :meth:`RealFrames.face_account` turns that into the share of
 frames prepared the paper's way that every result records (and lists the frames that fell back in
@@ -25,10 +25,14 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from ssfbench import alignment
-from ssfbench.data import LabeledFrames
+from ssfbench.api.dataset import LabeledFrames
+from ssfbench.api.settings import Option
 from ssfbench.datasets._digest import Digest
-from ssfbench.datasets._faces import (
+from ssfbench.datasets._files import require_root
+from ssfbench.datasets._problems import DatasetWarning, Problems
+from ssfbench.errors import UserError
+from ssfbench.faces import alignment
+from ssfbench.faces.images import (
     center_box,
     check_image,
     crop_resize,
@@ -38,10 +42,6 @@ from ssfbench.datasets._faces import (
     sample_indices,
     thread_map,
 )
-from ssfbench.datasets._files import require_root
-from ssfbench.datasets._problems import DatasetWarning, Problems
-from ssfbench.errors import UserError
-from ssfbench.options import Option
 
 #: how faces are cut: ``align`` = the paper's preprocessing, ``centre`` = an explicit deviation
 CROP_OPTION = Option(str, "align", "align: the paper's (landmarks, else the fallback: box or detected face); "
@@ -138,7 +138,7 @@ class RealFrames(LabeledFrames):
         ds.problems.raise_errors(cls.name, ds.root)
         ds.problems.warn_skips(cls.name, ds.root)
         if ds.needs_detector():  # one line naming the pip command before any work, not at the first frame
-            from ssfbench.detection import default_detector
+            from ssfbench.faces.detection import default_detector
 
             default_detector()
         return ds
@@ -147,7 +147,7 @@ class RealFrames(LabeledFrames):
     def inspect(cls, root: Path | None, *, image_size: int = 64, seed: int = 0, quick: bool = False,
                 sample: int | None = None, **options: Any):
         """Scan the copy at ``root`` and, unless ``quick``, decode its images (all, or ``sample`` of
-        them); returns a :class:`ssfbench.verify.Report` listing every problem."""
+        them); returns a :class:`ssfbench.api.verify.Report` listing every problem."""
         ds = cls(require_root(root, cls.name), image_size=image_size, seed=seed, **options)
         if not quick:
             ds.check_media(sample)
@@ -223,7 +223,7 @@ class RealFrames(LabeledFrames):
         if self.FALLBACK == "box" and np.isfinite(self.boxes[index]).all():
             self._count("box", index)
             return crop_resize(Image.fromarray(image), tuple(map(float, self.boxes[index])), size)
-        from ssfbench.detection import default_detector
+        from ssfbench.faces.detection import default_detector
 
         faces = default_detector().detect(image)
         if faces:
@@ -320,16 +320,20 @@ class RealFrames(LabeledFrames):
             out[row] = fell.get(str(self.keys[row]), "detected")
         return out
 
+    def fallback_list(self, folder: Path) -> Path:
+        """Where :meth:`face_account` lists the rows that fell back, in the run folder ``folder``."""
+        return Path(folder) / FALLBACK_LIST.format(dataset=self.name)
+
     def face_account(self, folder: Path | None = None) -> dict[str, int]:
         """How the face of every row is prepared, counted (``{way: rows}``, every row once): from the
         rows read in this process, else from the list in ``folder`` (the run folder) an earlier run of
         the same dataset version wrote, else by reading the missing rows now. Writes that list
         (:data:`FALLBACK_LIST`: a header, then one ``key, image, how`` line per frame that fell back)
         into ``folder`` when given."""
-        from ssfbench.fileio import atomic_write_bytes
+        from ssfbench.runtime.fileio import atomic_write_bytes
 
         ways = self.face_ways()
-        path = Path(folder) / FALLBACK_LIST.format(dataset=self.name) if folder is not None else None
+        path = self.fallback_list(folder) if folder is not None else None
         if (ways == "").any() and path is not None and path.is_file():
             ways = self._ways_from_list(path, ways)
         if (ways == "").any():
@@ -356,7 +360,7 @@ class RealFrames(LabeledFrames):
         else:
             record["without_landmarks"] = "detected: dlib + 68 landmarks, aligned; no face: centre square (counted)"
         if self.needs_detector():  # only when some row is detected: a copy with full landmarks names no detector
-            from ssfbench.detection import INSTALL, available, default_detector
+            from ssfbench.faces.detection import INSTALL, available, default_detector
 
             record.update(default_detector().record() if available() else {"detector": f"not installed ({INSTALL})"})
         return record
@@ -386,7 +390,7 @@ class RealFrames(LabeledFrames):
         (the report says so and names the pip command); everything else is still verified."""
         if not self.needs_detector():
             return
-        from ssfbench.detection import INSTALL, available
+        from ssfbench.faces.detection import INSTALL, available
 
         if not available():
             self._face_check_skipped = f"face check skipped: dlib is not installed ({INSTALL} enables it)"
@@ -483,8 +487,8 @@ class RealFrames(LabeledFrames):
         return facts
 
     def report(self):
-        """The :class:`ssfbench.verify.Report` of this copy."""
-        from ssfbench.verify import Report, label_counts
+        """The :class:`ssfbench.api.verify.Report` of this copy."""
+        from ssfbench.api.verify import Report, label_counts
 
         facts = self.report_facts()
         share, _ = self.paper_share()

@@ -6,7 +6,7 @@ over them). Faces are drawn as anti-aliased signed-distance shapes (ellipses, ba
 lines) in vectorised numpy over a batch ``[B, H, W]``. Sensor noise of a frame comes from a
 generator keyed by (dataset, seed, video, frame) (:func:`frame_noise`), so pixels never depend on
 call order. Every generator of the synthetic benchmark is made by :func:`synth_rng` (streams:
-:mod:`ssfbench.seeds`).
+:mod:`ssfbench.runtime.seeds`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ssfbench.seeds import SYNTH_NOISE, SYNTH_WORLD
+from ssfbench.runtime.seeds import SYNTH_NOISE, SYNTH_WORLD
 
 #: The AUs the renderer animates, in the column order of the ``au`` parameter (and label order).
 AUS: tuple[int, ...] = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24, 25, 26)

@@ -38,14 +38,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ssfbench.alignment import five_points
-from ssfbench.data import Fold
+from ssfbench.api.dataset import Fold
+from ssfbench.api.settings import Option
 from ssfbench.datasets._digest import stable_fraction
-from ssfbench.datasets._faces import read_aligned, read_face, sample_indices, square_box, thread_map
 from ssfbench.datasets._files import entries, find_path, read_rows, read_text, relative
 from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, RealFrames
 from ssfbench.errors import UserError
-from ssfbench.options import Option
+from ssfbench.faces.alignment import five_points
+from ssfbench.faces.images import read_aligned, read_face, sample_indices, square_box, thread_map
 
 COLUMNS: tuple[str, ...] = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
                             "facial_landmarks", "expression", "valence", "arousal")

@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ssfbench.alignment import five_points
-from ssfbench.data import Fold
+from ssfbench.api.dataset import Fold
+from ssfbench.api.settings import Option
 from ssfbench.datasets._files import (
     entries,
     find_parent_of,
@@ -48,7 +48,7 @@ from ssfbench.datasets._files import (
 from ssfbench.datasets._folds import load_parts, standard_folds
 from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, RealFrames
 from ssfbench.errors import UserError
-from ssfbench.options import Option
+from ssfbench.faces.alignment import five_points
 
 #: The 12 benchmark AUs, in label order.
 AUS: tuple[int, ...] = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)

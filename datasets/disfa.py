@@ -34,10 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ssfbench import alignment
-from ssfbench.alignment import five_points
-from ssfbench.data import Fold
-from ssfbench.datasets._faces import sample_indices
+from ssfbench.api.dataset import Fold
+from ssfbench.api.settings import Option
 from ssfbench.datasets._files import (
     VIDEO_SUFFIXES,
     descend,
@@ -53,7 +51,9 @@ from ssfbench.datasets._folds import load_parts, standard_folds
 from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, RealFrames
 from ssfbench.datasets._video import VideoReader, decoded_summary
 from ssfbench.errors import UserError
-from ssfbench.options import Option
+from ssfbench.faces import alignment
+from ssfbench.faces.alignment import five_points
+from ssfbench.faces.images import sample_indices
 
 #: The 12 AUs DISFA labels, and the 8 the benchmark uses (label order).
 ALL_AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)

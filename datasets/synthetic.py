@@ -36,7 +36,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ssfbench.data import Fold, LabeledFrames, VideoSource
+from ssfbench.api.dataset import Fold, LabeledFrames, VideoSource
+from ssfbench.api.settings import Option
 from ssfbench.datasets._synth_dynamics import (
     EXPRESSION_WEIGHTS,
     EXPRESSIONS,
@@ -58,8 +59,7 @@ from ssfbench.datasets._synth_render import (
     take_rows,
 )
 from ssfbench.errors import UserError
-from ssfbench.options import Option
-from ssfbench.seeds import (
+from ssfbench.runtime.seeds import (
     SYNTH_AU,
     SYNTH_EXPR,
     SYNTH_FOLDS,
@@ -336,16 +336,6 @@ class SynthExpr(_RenderedFrames):
         n_test = min(max(1, round(len(names) * self.test_fraction)), len(names) - 1)
         test = np.isin(self.subjects, names[perm[:n_test]])
         return [Fold("test", np.flatnonzero(~test), np.flatnonzero(test))]
-
-
-def __getattr__(name: str) -> Any:
-    """``preview_grid`` lives in :mod:`ssfbench.datasets._synth_preview` (which imports this module);
-    it is importable from here as before, loaded on first use."""
-    if name == "preview_grid":
-        from ssfbench.datasets._synth_preview import preview_grid
-
-        return preview_grid
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["SYNTH_VERSION", "AUS", "AU_NAMES", "EXPRESSIONS", "THRESHOLD", "FPS", "SynthVox", "SynthAU", "SynthExpr",

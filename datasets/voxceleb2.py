@@ -49,16 +49,16 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from ssfbench.data import VideoSource
+from ssfbench.api.dataset import VideoSource
+from ssfbench.api.settings import Option
 from ssfbench.datasets._digest import Digest, stable_fraction
-from ssfbench.datasets._faces import sample_indices
 from ssfbench.datasets._files import entries, find_child, relative, require_root, subdirs
 from ssfbench.datasets._problems import Problems
 from ssfbench.datasets._video import VideoReader, decoded_summary
 from ssfbench.datasets._video_runs import decode_run
 from ssfbench.errors import UserError
-from ssfbench.fileio import atomic_write_bytes
-from ssfbench.options import Option
+from ssfbench.faces.images import sample_indices
+from ssfbench.runtime.fileio import atomic_write_bytes
 
 IDENTITY = re.compile(r"id\d+")
 INDEX_FORMAT = "ssfbench.voxceleb2-index/1"
@@ -268,8 +268,8 @@ class VoxCeleb2(VideoSource):
     @classmethod
     def inspect(cls, root: Path | None, *, quick: bool = False, sample: int | None = None, **options: Any):
         """Count identities and videos; unless ``quick``, decode ``sample`` videos (default 200;
-        0 = all) completely. Returns a :class:`ssfbench.verify.Report`."""
-        from ssfbench.verify import Report
+        0 = all) completely. Returns a :class:`ssfbench.api.verify.Report`."""
+        from ssfbench.api.verify import Report
 
         ds = cls._build(root, options)
         if not quick and len(ds):

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ssfbench.preprocess import Preprocess
-from ssfbench.warping import (
+from ssfbench.api.preprocess import Preprocess
+from ssfbench.methods._warping import (
     RELEASED_DEPTH,
     FlowDecoder,
     WarpingConfig,

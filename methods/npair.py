@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ssfbench.encoders import Encoder
-from ssfbench.losses import npair_mc_loss
 from ssfbench.methods.ranking import RankingConfig, RankingMethod
+from ssfbench.nn.encoders import Encoder
+from ssfbench.nn.losses import npair_mc_loss
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ssfbench.method import Method
+from ssfbench.api.method import Method
 
 
 class PixelsFloor(Method):

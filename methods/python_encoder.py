@@ -1,8 +1,8 @@
 """The ``python`` method: an encoder given in Python to ``ssfbench.evaluate``, frozen.
 
 Its config names the encoder (``name``, the row's name), identifies it (``digest``, see
-:func:`ssfbench.outside.encoder_digest`) and records its preprocessing and width; the encoder itself
-lives in the calling process (:func:`ssfbench.outside.register_encoder`). Its checkpoint holds no
+:func:`ssfbench.api.wrapped.encoder_digest`) and records its preprocessing and width; the encoder itself
+lives in the calling process (:func:`ssfbench.api.wrapped.register_encoder`). Its checkpoint holds no
 weights, only the encoder's embeddings of the fixed probe batch, which are compared with the live
 encoder's whenever the run is reused (a changed encoder is refused, never given old caches). Runs of
 this method are made by ``ssfbench.evaluate``; ``ssfbench run --method python`` cannot make one.
@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
+from ssfbench.api.method import MethodConfig
+from ssfbench.api.preprocess import Preprocess
+from ssfbench.api.wrapped import FrozenModuleMethod, registered_encoder, same_embeddings
 from ssfbench.errors import UserError
-from ssfbench.method import MethodConfig
-from ssfbench.outside import FrozenModuleMethod, registered_encoder, same_embeddings
-from ssfbench.preprocess import Preprocess
 
 
 @dataclass

@@ -3,7 +3,7 @@
 The weights are drawn from the run's seed (the same draw as the ranking, triplet and npair
 encoders' initialisation: this row is their step 0) and saved as a checkpoint like any other
 method's. By default (``bn_stats=data``) its BatchNorm statistics are re-estimated on a fixed,
-seeded draw of pretraining frames (:mod:`ssfbench.batchnorm`), so it is evaluated like the trained
+seeded draw of pretraining frames (:mod:`ssfbench.train.batchnorm`), so it is evaluated like the trained
 encoders it is compared with; ``--set bn_stats=init`` keeps the initial statistics (running mean 0,
 variance 1), the floor of protocol version 1.
 """
@@ -15,8 +15,8 @@ from typing import Literal
 
 import torch
 
-from ssfbench.encoders import Encoder
-from ssfbench.method import Method, MethodConfig
+from ssfbench.api.method import Method, MethodConfig
+from ssfbench.nn.encoders import Encoder
 
 
 @dataclass
@@ -39,7 +39,11 @@ class RandomInit(Method):
     def build(self) -> None:
         if self.config.bn_stats not in ("data", "init"):
             raise ValueError(f"bn_stats must be data or init, got {self.config.bn_stats!r}")
-        self.encoder = Encoder(self.backbone, dim=256, normalize=True, pretrained=self.pretrained)
+        self.encoder = Encoder(self.backbone, dim=self.embed_dim, normalize=True, pretrained=self.pretrained)
+
+    @property
+    def embed_dim(self) -> int:
+        return 256
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.encoder(images)

@@ -20,12 +20,12 @@ from typing import Literal
 
 import torch
 
-from ssfbench.encoders import RELEASED_PREFIXES, Encoder, is_released_layout
-from ssfbench.losses import ranking_accuracy, ranking_triplet_loss
-from ssfbench.method import Method, MethodConfig
-from ssfbench.preprocess import Preprocess
-from ssfbench.sampling import ranking_window
-from ssfbench.statedict import load_mapped, translate_prefixes
+from ssfbench.api.method import Method, MethodConfig
+from ssfbench.api.preprocess import Preprocess
+from ssfbench.nn.encoders import RELEASED_PREFIXES, Encoder, is_released_layout
+from ssfbench.nn.losses import ranking_accuracy, ranking_triplet_loss
+from ssfbench.nn.sampling import ranking_window
+from ssfbench.nn.statedict import load_mapped, translate_prefixes
 
 
 @dataclass

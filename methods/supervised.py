@@ -17,9 +17,9 @@ from typing import Literal
 
 import torch
 
-from ssfbench.encoders import Encoder
-from ssfbench.method import Method, MethodConfig
-from ssfbench.probe import LinearProbe, masked_bce
+from ssfbench.api.method import Method, MethodConfig
+from ssfbench.nn.encoders import Encoder
+from ssfbench.nn.heads import LinearProbe, masked_bce
 
 
 @dataclass

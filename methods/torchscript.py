@@ -23,10 +23,10 @@ from typing import Any
 
 import torch
 
+from ssfbench.api.method import MethodConfig
+from ssfbench.api.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from ssfbench.api.wrapped import FrozenModuleMethod
 from ssfbench.errors import UserError
-from ssfbench.method import MethodConfig
-from ssfbench.outside import FrozenModuleMethod
-from ssfbench.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 #: file suffix of a ``torch.export`` program (anything else is read as TorchScript)
 EXPORT_SUFFIX = ".pt2"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ssfbench.losses import pairwise_distance, triplet_loss
 from ssfbench.methods.ranking import RankingConfig, RankingMethod
+from ssfbench.nn.losses import pairwise_distance, triplet_loss
 
 
 @dataclass

@@ -10,15 +10,19 @@ The package root is the Python API (what a notebook or script imports), loaded l
 * :class:`Preprocess` (how images become model input), :class:`Result` (one results JSON);
 * :class:`Method`, :class:`MethodConfig`, :class:`Encoder` — what method plugins build on.
 
-The harness lives in submodules (``ssfbench.losses``, ``ssfbench.probe``, ``ssfbench.registry``,
-...). Method plugins import as ``ssfbench.methods.*`` and dataset adapters as ``ssfbench.datasets.*``.
-``docs/python-api.md`` has worked examples.
+``docs/python-api.md`` has worked examples. The core is grouped into rooms by job
+(``docs/layout.md``): ``ssfbench.api`` (the plugin contract), ``nn``, ``runtime``, ``train``,
+``evaluation``, ``results``, ``pipeline``, ``report``, ``faces``, ``bench`` and ``cli``. Method
+plugins import as ``ssfbench.methods.*`` and dataset adapters as ``ssfbench.datasets.*``; old module
+paths of the contract keep working (:mod:`ssfbench._legacy_paths`).
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from ssfbench import _legacy_paths
 
 __version__ = "0.1.0"
 
@@ -27,28 +31,31 @@ __version__ = "0.1.0"
 #: branches); untrained encoders evaluated with BatchNorm statistics of pretraining frames.
 PROTOCOL_VERSION = "2"
 
+_legacy_paths.install()
+
 #: the public names of the package root and the submodule each one lives in (imported on first use)
 _EXPORTS: dict[str, str] = {
-    "evaluate": "ssfbench.outside",
-    "leaderboard": "ssfbench.outside",
-    "run": "ssfbench.sweep",
-    "Preprocess": "ssfbench.preprocess",
-    "Result": "ssfbench.records",
-    "Method": "ssfbench.method",
-    "MethodConfig": "ssfbench.method",
-    "Encoder": "ssfbench.encoders",
+    "evaluate": "ssfbench.pipeline.outside",
+    "leaderboard": "ssfbench.report.leaderboard",
+    "run": "ssfbench.pipeline.sweep",
+    "Preprocess": "ssfbench.api.preprocess",
+    "Result": "ssfbench.results.records",
+    "Method": "ssfbench.api.method",
+    "MethodConfig": "ssfbench.api.method",
+    "Encoder": "ssfbench.nn.encoders",
 }
 
 __all__ = ["PROTOCOL_VERSION", "__version__", "evaluate", "leaderboard", "run", "Preprocess", "Result", "Method",
            "MethodConfig", "Encoder"]
 
 if TYPE_CHECKING:
-    from ssfbench.encoders import Encoder
-    from ssfbench.method import Method, MethodConfig
-    from ssfbench.outside import evaluate, leaderboard
-    from ssfbench.preprocess import Preprocess
-    from ssfbench.records import Result
-    from ssfbench.sweep import run
+    from ssfbench.api.method import Method, MethodConfig
+    from ssfbench.api.preprocess import Preprocess
+    from ssfbench.nn.encoders import Encoder
+    from ssfbench.pipeline.outside import evaluate
+    from ssfbench.pipeline.sweep import run
+    from ssfbench.report.leaderboard import leaderboard
+    from ssfbench.results.records import Result
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,7 @@ def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     ``source`` and a ``<dist>-<version>.dist-info`` declaring ``entry_points`` (name -> "module:attr")
     in the ``ssfbench.methods`` group, puts them on ``sys.path`` and resets the method registry;
     returns the folder. Everything is undone after the test."""
-    from ssfbench.registry import METHODS
+    from ssfbench.api.registry import METHODS
 
     packages: list[str] = []
 

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ssfbench.datasets import affectnet, bp4d, disfa, emotionet
-from ssfbench.datasets._layout import load_parts
+from ssfbench.datasets.kit import load_parts
 
 
 @dataclass
@@ -38,7 +38,7 @@ def template_landmarks(points: int, left: float, top: float, side: float) -> np.
     (eye centres, nose tip, mouth corners) are the alignment template placed on the square
     ``left, top, side``: aligning them maps that square exactly onto the crop. Each eye's six
     points spread around its centre (their mean is the centre); the other points sit mid-face."""
-    from ssfbench.alignment import TEMPLATE
+    from ssfbench.faces.alignment import TEMPLATE
 
     five = np.array([left, top]) + TEMPLATE * side
     full = np.tile([left + side / 2, top + side / 2], (68, 1))

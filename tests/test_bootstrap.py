@@ -10,11 +10,11 @@ from click.testing import CliRunner
 from sklearn.metrics import roc_auc_score
 from test_compare import fake_result
 
-from ssfbench import bootstrap as B
 from ssfbench.cli import cli
 from ssfbench.errors import UserError
-from ssfbench.metrics import per_label_f1
-from ssfbench.results import result_path, write_result
+from ssfbench.evaluation import bootstrap as B
+from ssfbench.evaluation.metrics import per_label_f1
+from ssfbench.results.store import result_path, write_result
 
 
 def make_predictions(skill: float, *, seed: int, n_subjects: int = 30, per_subject: int = 20, labels: int = 3,
@@ -108,9 +108,9 @@ def test_predictions_round_trip_atomically(tmp_path):
 
 
 def test_the_runner_keeps_every_test_frame_and_write_result_saves_them(tmp_path, monkeypatch):
-    from ssfbench import runner
     from ssfbench.datasets.synthetic import SynthAU
-    from ssfbench.runner import probe_dataset
+    from ssfbench.pipeline import runner
+    from ssfbench.pipeline.runner import probe_dataset
 
     ds = SynthAU.open(image_size=16, subjects=6, videos_per_subject=1, frames=20, stride=5)
     x = np.random.default_rng(0).normal(size=(len(ds), 4)).astype(np.float32)

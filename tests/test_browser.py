@@ -11,9 +11,9 @@ from browser import page, unavailable
 from cli_runner import run_main
 from conftest import REPO
 
-from ssfbench.compare import row_table
-from ssfbench.plots import MAX_ROWS
-from ssfbench.results import read_leaderboard
+from ssfbench.report.compare import row_table
+from ssfbench.report.plots import MAX_ROWS
+from ssfbench.results.store import read_leaderboard
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=str(unavailable()))
 

@@ -11,8 +11,8 @@ import h5py
 import numpy as np
 import pytest
 
-import ssfbench.cache as cache
-from ssfbench.cache import (
+import ssfbench.evaluation.cache as cache
+from ssfbench.evaluation.cache import (
     CACHE_KEY_ATTRS,
     CacheMismatch,
     CacheMismatchWarning,

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ssfbench import compare as C
-from ssfbench import render as R
 from ssfbench.cli import cli, main
 from ssfbench.errors import UserError
-from ssfbench.results import (
+from ssfbench.report import compare as C
+from ssfbench.report import render as R
+from ssfbench.results.store import (
     LEADERBOARD_FLOAT_FORMAT,
     build_leaderboard,
     off_protocol,
@@ -103,7 +103,7 @@ def test_leaderboard_never_averages_over_a_missing_label():
 
 def test_csv_round_trip(out):
     path = out / "results" / "synth-au.csv"
-    from ssfbench.results import load_results
+    from ssfbench.results.store import load_results
 
     built = build_leaderboard(load_results(out / "results"), "synth-au")
     read = read_leaderboard(path)

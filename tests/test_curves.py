@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from cli_runner import run_main
 
-import ssfbench.pretrain as P
-from ssfbench.curves import curve_rows, read_curve
+import ssfbench.train.pretrain as P
+from ssfbench.train.curves import curve_rows, read_curve
 
 PRETRAIN = ["pretrain", "--method", "ranking", "--k", "2", "--image-size", "32", "--steps", "20", "--batch-size", "4",
             "--workers", "0", "--quiet", "--checkpoint-every", "4", "--data-option", "synth-vox.identities=8"]
@@ -90,7 +90,7 @@ def test_plot_leaves_out_panels_no_run_recorded(tmp_path, monkeypatch):
     """A run of an older version recorded no learning rate: no empty "learning rate" panel."""
     import matplotlib.pyplot as plt
 
-    import ssfbench.curves as C
+    import ssfbench.train.curves as C
 
     titles = []
     savefig = plt.Figure.savefig

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from ssfbench.data import Fold, LabeledFrames
-from ssfbench.embed import embed_frames
+from ssfbench.api.dataset import Fold, LabeledFrames
+from ssfbench.api.preprocess import Preprocess, stack_resized
 from ssfbench.errors import UserError
-from ssfbench.preprocess import Preprocess, stack_resized
+from ssfbench.evaluation.embed import embed_frames
 
 
 class TinyFrames(LabeledFrames):

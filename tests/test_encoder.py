@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from ssfbench.encoders import Encoder
 from ssfbench.errors import UserError
+from ssfbench.nn.encoders import Encoder
 
 
 def test_encoder_shape_and_unit_norm():
@@ -54,7 +54,7 @@ def test_untrained_encoder_sees_the_whole_image(backbone):
 def test_revive_zero_init_changes_only_the_zeroed_scales():
     import timm
 
-    from ssfbench.encoders import create_trunk
+    from ssfbench.nn.encoders import create_trunk
 
     torch.manual_seed(0)
     ours = create_trunk("resnet18")

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_runner import run_main
+from geometry import transform_points
 from PIL import Image
 from replicas import template_landmarks
 from skimage import data
 from skimage.transform import SimilarityTransform, warp
 
-from ssfbench.alignment import align, five_points, template, transform_points
-from ssfbench.detection import default_detector
+from ssfbench.faces.alignment import align, five_points, template
+from ssfbench.faces.detection import default_detector
 
 
 @pytest.fixture(scope="module")
@@ -110,15 +111,14 @@ def test_no_face_anywhere_is_one_error_line(tmp_path, capsys):
 def test_a_missing_faces_extra_is_one_line_naming_the_pip_command(monkeypatch):
     import sys
 
-    from ssfbench import detection
     from ssfbench.errors import UserError
+    from ssfbench.faces import detection
 
     monkeypatch.setitem(sys.modules, "dlib", None)  # import dlib now raises ImportError
     detection.default_detector.cache_clear()
     try:
         with pytest.raises(UserError, match=r"^face detection needs dlib: pip install 'ssfbench\[faces\]'$"):
             detection.default_detector()
-        assert not detection.available()
     finally:
         detection.default_detector.cache_clear()
 
@@ -133,8 +133,8 @@ def _exif_rotated(image: np.ndarray, path) -> None:
 
 def test_one_oriented_reader_for_datasets_and_faces_align(astronaut, tmp_path):
     """S9: an EXIF-rotated photo is read upright by the datasets' reader and by faces align alike."""
-    from ssfbench.datasets._faces import read_face, read_rgb
-    from ssfbench.faces import read_rgb as align_read
+    from ssfbench.faces.images import read_face, read_rgb
+    from ssfbench.faces.photos import read_rgb as align_read
 
     _exif_rotated(astronaut, tmp_path / "rotated.jpg")
     upright, factor = read_rgb(tmp_path / "rotated.jpg")
@@ -151,7 +151,7 @@ def test_one_oriented_reader_for_datasets_and_faces_align(astronaut, tmp_path):
 
 def test_16_bit_grey_frames_are_scaled_not_clipped_to_white(tmp_path):
     """S1: Pillow alone reads a 16-bit grey PNG as solid white; the reader scales it to 8 bits."""
-    from ssfbench.datasets._faces import check_image, read_face, read_rgb
+    from ssfbench.faces.images import check_image, read_face, read_rgb
 
     ramp = (np.arange(64 * 48).reshape(48, 64) * 21).astype(np.uint16)  # 0 .. 64491
     Image.fromarray(ramp).save(tmp_path / "deep.png")

@@ -1,10 +1,10 @@
-"""Sizing the data pipeline for a GPU (:mod:`ssfbench.feeding`) and the bottleneck verdict."""
+"""Sizing the data pipeline for a GPU (:mod:`ssfbench.runtime.feeding`) and the bottleneck verdict."""
 
 from __future__ import annotations
 
 import math
 
-from ssfbench.feeding import (
+from ssfbench.runtime.feeding import (
     GPU_RESNET18_224,
     VOXCELEB2_FRAMES_PER_CORE,
     Rate,

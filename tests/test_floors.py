@@ -9,11 +9,11 @@ import torch
 from cli_runner import run_main
 from click.testing import CliRunner
 
-from ssfbench.audit import pretext_audit, ranking_accuracy
-from ssfbench.batchnorm import reestimate_batchnorm
+from ssfbench.api.registry import get_method
 from ssfbench.cli import cli
 from ssfbench.datasets.synthetic import AUS, SynthVox
-from ssfbench.registry import get_method
+from ssfbench.report.audit import pretext_audit, ranking_accuracy
+from ssfbench.train.batchnorm import reestimate_batchnorm
 
 
 def _batchnorms(method):
@@ -143,7 +143,7 @@ def test_bn_stats_data_reestimates_a_checkpoint_like_its_control(tmp_path, capsy
 def test_init_gain_is_the_paired_difference(tmp_path):
     """Hand-made predictions: the trained run gets every test row right, its control none; the gain is
     their difference and its interval lies above zero."""
-    from ssfbench.bootstrap import Predictions, paired_bootstrap_mean
+    from ssfbench.evaluation.bootstrap import Predictions, paired_bootstrap_mean
 
     rng = np.random.default_rng(0)
     n, c = 120, 3

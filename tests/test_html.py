@@ -10,9 +10,9 @@ import shutil
 from cli_runner import run_main
 from conftest import REPO
 
-from ssfbench.compare import row_table
-from ssfbench.plots import MAX_ROWS
-from ssfbench.results import off_protocol, read_leaderboard
+from ssfbench.report.compare import row_table
+from ssfbench.report.plots import MAX_ROWS
+from ssfbench.results.store import off_protocol, read_leaderboard
 
 RANDOM = "random-default-resnet18-efe18c23-seed0"
 RANKING = "ranking-k2-resnet18-0850d35a-seed0"

@@ -87,7 +87,7 @@ def import_each(modules: list[str], workers: int) -> dict[str, str | None]:
 
 def test_the_walk_finds_the_whole_package():
     modules = package_modules()
-    for expected in ("ssfbench.cli", "ssfbench.cli.options", "ssfbench.cli.datasets", "ssfbench.runner",
+    for expected in ("ssfbench.cli", "ssfbench.cli.options", "ssfbench.cli.datasets", "ssfbench.pipeline.runner",
                      "ssfbench.methods.ranking", "ssfbench.datasets.bp4d", "ssfbench.datasets.synthetic"):
         assert expected in modules
     assert not any(name.endswith("__main__") for name in modules)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ssfbench.metrics import NoPositivesWarning, per_label_auc, per_label_f1
+from ssfbench.evaluation.metrics import NoPositivesWarning, per_label_auc, per_label_f1
 
 
 def test_f1_matches_hand_computation_with_masked_unknowns() -> None:

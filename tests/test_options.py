@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from ssfbench.api.method import MethodConfig
+from ssfbench.api.registry import get_dataset, get_method, list_datasets
+from ssfbench.api.settings import Option, cast, cast_like, resolve_options
 from ssfbench.errors import UserError
-from ssfbench.method import MethodConfig
-from ssfbench.options import Option, cast, cast_like, resolve_options
-from ssfbench.registry import get_dataset, get_method, list_datasets
-from ssfbench.runner import RunSpec, open_dataset
+from ssfbench.pipeline.runner import RunSpec, open_dataset
 
 
 @pytest.mark.parametrize("text, want", [("true", True), ("False", False), (" yes ", True), ("no", False),
@@ -95,7 +95,7 @@ def test_open_dataset_checks_declared_options():
 
 
 def test_synth_vox_prepare_reads_option_text(tmp_path):
-    from ssfbench.verify import prepare
+    from ssfbench.api.verify import prepare
 
     path = prepare("synth-vox", None, tmp_path / "vox.h5", image_size=16,
                    options={"identities": "2", "videos_per_identity": "1", "frames": "4", "speech": "false"})

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ssfbench.prefetch import prefetched
+from ssfbench.runtime.prefetch import prefetched
 
 
 def _readers() -> list[threading.Thread]:

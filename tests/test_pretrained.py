@@ -1,4 +1,4 @@
-"""Pretrained backbone weights (``--pretrained imagenet|default|PATH``, :mod:`ssfbench.weights`) and the
+"""Pretrained backbone weights (``--pretrained imagenet|default|PATH``, :mod:`ssfbench.nn.weights`) and the
 ``frozen`` method. Never touches the network: the torch hub and Hugging Face caches are empty
 temporary folders, torchvision's files are state dicts of randomly initialised torchvision models
 saved under the names torchvision publishes them with."""
@@ -15,8 +15,8 @@ import torchvision
 from cli_runner import run_main
 from torch.nn import functional as F
 
-from ssfbench.encoders import create_trunk
 from ssfbench.errors import UserError
+from ssfbench.nn.encoders import create_trunk
 
 TINY = ["--data-option", "synth-vox.identities=20", "--data-option", "synth-au.subjects=9", "--datasets", "synth-au",
         "--image-size", "32", "--quiet", "--offline"]
@@ -93,7 +93,7 @@ def test_imagenet_is_torchvisions_file_from_the_torch_hub_cache(caches):
     loaded = trunk.ssfbench_weights
     assert loaded.identity["tag"] == "resnet18.tv_in1k" and loaded.identity["source"] == "torchvision"
     assert loaded.identity["url"] == "https://download.pytorch.org/models/resnet18-f37072fd.pth"
-    from ssfbench.checkpoint import sha256_file
+    from ssfbench.runtime.fileio import sha256_file
 
     assert loaded.identity["sha256"] == sha256_file(caches / "resnet18-f37072fd.pth")
     assert loaded.data_config["input_size"] == (3, 224, 224) and loaded.data_config["crop_pct"] == 0.875
@@ -132,7 +132,7 @@ def test_offline_with_an_empty_cache_is_one_line(caches, capsys, tmp_path, backb
 
 
 def test_offline_flag_without_the_environment(caches, monkeypatch):
-    from ssfbench.weights import is_offline, offline_mode
+    from ssfbench.nn.weights import is_offline, offline_mode
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     assert not is_offline()
@@ -152,7 +152,8 @@ def test_default_through_timms_pretrained_cfg_overlay_file(tmp_path):
     becomes the preprocessing ssfbench derives from it."""
     import timm
 
-    from ssfbench.weights import data_config, preprocess_from
+    from ssfbench.api.preprocess import preprocess_from
+    from ssfbench.nn.weights import data_config
 
     path = tmp_path / "r18.pth"
     torch.save(torchvision_resnet18().state_dict(), path)
@@ -190,7 +191,7 @@ def test_frozen_imagenet_row_records_the_weights(caches, capsys, tmp_path):
 
 
 def test_frozen_default_preprocessing_is_the_weights_data_config(caches):
-    from ssfbench.runner import RunSpec, build_method
+    from ssfbench.pipeline.runner import RunSpec, build_method
 
     torch.save(torchvision_resnet18().state_dict(), caches / "resnet18-f37072fd.pth")
     method = build_method(RunSpec(method="frozen", pretrained="imagenet", image_size=32))
@@ -203,7 +204,7 @@ def test_frozen_default_preprocessing_is_the_weights_data_config(caches):
 def test_imagenet_step0_control_is_the_frozen_row(caches):
     """With --pretrained imagenet a pretrained method's step-0 control is the frozen ImageNet row:
     the same run id as `ssfbench run --method frozen --backbone resnet18 --pretrained imagenet`."""
-    from ssfbench.runner import RunSpec, build_method, init_control_spec, run_identity
+    from ssfbench.pipeline.runner import RunSpec, build_method, init_control_spec, run_identity
 
     torch.save(torchvision_resnet18().state_dict(), caches / "resnet18-f37072fd.pth")
     spec = RunSpec(method="ranking", overrides={"k": 2}, pretrained="imagenet", steps=5)
@@ -244,7 +245,7 @@ def test_fixed_input_size_backbone_is_one_line(tmp_path, capsys):
 
 
 def test_frozen_is_a_listed_builtin(capsys):
-    from ssfbench.registry import get_method
+    from ssfbench.api.registry import get_method
 
     assert get_method("frozen").name == "frozen"
     code, out, _ = run_main(["list", "methods"], capsys)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import ssfbench.probe as probe
+import ssfbench.evaluation.probe as probe
 from ssfbench.errors import UserError
-from ssfbench.metrics import per_label_f1
-from ssfbench.probe import PROBE_DEFAULTS, LinearProbe, fit_predict, positive_weights
+from ssfbench.evaluation.metrics import per_label_f1
+from ssfbench.evaluation.probe import PROBE_DEFAULTS, LinearProbe, fit_predict, positive_weights
 
 
 def _separable(n: int = 1000, d: int = 8, c: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

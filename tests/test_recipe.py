@@ -15,12 +15,12 @@ import timm
 import torch
 from cli_runner import run_main
 
-from ssfbench import recipe
+from ssfbench.api.framing import CENTER_OFFSET, crop_boxes, crop_side, frame_released
+from ssfbench.api.registry import get_method
 from ssfbench.datasets.synthetic import SynthVox
 from ssfbench.errors import UserError
-from ssfbench.framing import CENTER_OFFSET, crop_boxes, crop_side, frame_released
-from ssfbench.pretrain import PretrainSettings, WindowBatches, pretrain, split_videos
-from ssfbench.registry import get_method
+from ssfbench.pipeline import recipe
+from ssfbench.train.pretrain import PretrainSettings, WindowBatches, pretrain, split_videos
 
 RankingConfig = get_method("ranking").Config
 

@@ -4,19 +4,22 @@ import warnings
 
 import pytest
 
+from ssfbench.api.registry import METHODS, PluginWarning, get_method, list_datasets, list_methods
 from ssfbench.errors import UserError
-from ssfbench.registry import METHODS, PluginWarning, get_method, list_datasets, list_methods
 
 PLUGIN = '''
 import torch
-from ssfbench.method import Method
-from ssfbench.encoders import Encoder
+from ssfbench.api.method import Method
+from ssfbench.nn.encoders import Encoder
 
 class TinyMethod(Method):
     name = "tiny"
     summary = "a plugin method for tests"
     def build(self):
         self.encoder = Encoder(self.backbone, dim=8)
+    @property
+    def embed_dim(self):
+        return 8
     def embed(self, images):
         return self.encoder(images)
 

@@ -19,8 +19,10 @@ import pytest
 import torch
 from cli_runner import run_main
 
-import ssfbench.cache as cache
-from ssfbench.cache import (
+import ssfbench.evaluation.cache as cache
+from ssfbench.api.dataset import Fold
+from ssfbench.errors import UserError
+from ssfbench.evaluation.cache import (
     CacheMismatch,
     CacheMismatchWarning,
     cached_embeddings,
@@ -28,10 +30,8 @@ from ssfbench.cache import (
     read_attrs,
     read_cache,
 )
-from ssfbench.data import Fold
-from ssfbench.errors import UserError
-from ssfbench.metrics import NoPositivesWarning
-from ssfbench.results import write_result
+from ssfbench.evaluation.metrics import NoPositivesWarning
+from ssfbench.results.store import write_result
 
 ATTRS = {"method": "ranking", "checkpoint_sha256": "ab" * 32, "dataset": "synth-au", "dataset_fingerprint": "f00d",
          "preprocess": {"input_size": 32}, "ssfbench_version": "0.1.0", "protocol_version": "1"}
@@ -132,7 +132,7 @@ def test_disk_full_is_one_line_and_leaves_no_temp(tmp_path, monkeypatch):
 
 
 def test_disk_full_while_writing_a_checkpoint(tmp_path):
-    from ssfbench.checkpoint import atomic_write_bytes
+    from ssfbench.api.checkpoint import atomic_write_bytes
 
     def full(tmp: str) -> None:
         Path(tmp).write_bytes(b"half")
@@ -165,7 +165,7 @@ WRITER = """
 import json, sys, time
 from pathlib import Path
 import numpy as np
-from ssfbench.cache import cached_embeddings
+from ssfbench.evaluation.cache import cached_embeddings
 path, marker = Path(sys.argv[1]), Path(sys.argv[2])
 attrs = json.loads(sys.argv[3])
 keys = [f"k{i}" for i in range(40)]
@@ -221,7 +221,7 @@ class TinyLabels:
 
 
 def test_fold_without_positives_is_scored_warned_and_recorded(tmp_path):
-    from ssfbench.runner import probe_dataset
+    from ssfbench.pipeline.runner import probe_dataset
 
     ds = TinyLabels()
     x = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32)
@@ -232,7 +232,7 @@ def test_fold_without_positives_is_scored_warned_and_recorded(tmp_path):
                 "tiny fold2: label B has no positives among the known test rows; F1 set to 0.0"]
     assert scores["warnings"] == expected
     assert [str(w.message) for w in caught] == expected
-    from ssfbench.runner import result_record
+    from ssfbench.pipeline.runner import result_record
 
     record = result_record(run_id="r", config_hash="c", method="m", variant="", display_name="M", backbone="b",
                            source="ssfbench", role="floor", dataset=ds, seed=0, scores=scores)
@@ -243,7 +243,7 @@ def test_fold_without_positives_is_scored_warned_and_recorded(tmp_path):
 # ---- labels, roots, weights, NaN embeddings, full disk through the CLI ------------------------------
 
 def test_labels_that_do_not_match_the_images(tmp_path):
-    from ssfbench.runner import RunSpec, check_labels, open_dataset
+    from ssfbench.pipeline.runner import RunSpec, check_labels, open_dataset
 
     ds = open_dataset("synth-au", RunSpec(method="random", image_size=32, dataset_options={"synth-au": {"subjects": 6}}))
     check_labels(ds)
@@ -309,7 +309,7 @@ def test_incompatible_weights_is_one_line_and_writes_no_checkpoint(tmp_path, cap
 
 
 def test_nan_embeddings_from_a_method_is_one_line_and_no_cache(tmp_path, capsys, monkeypatch):
-    from ssfbench.registry import get_method
+    from ssfbench.api.registry import get_method
 
     cls = get_method("random")
     monkeypatch.setattr(cls, "embed", lambda self, images: torch.full((len(images), 256), float("nan")))
@@ -321,7 +321,7 @@ def test_nan_embeddings_from_a_method_is_one_line_and_no_cache(tmp_path, capsys,
 
 
 def test_embedding_of_the_wrong_width_is_one_line_naming_the_method(tmp_path, capsys, monkeypatch):
-    from ssfbench.registry import get_method
+    from ssfbench.api.registry import get_method
 
     cls = get_method("random")
     monkeypatch.setattr(cls, "embed", lambda self, images: torch.zeros((len(images), 8)))
@@ -347,8 +347,8 @@ def test_disk_full_through_the_cli(tmp_path, capsys, monkeypatch):
 # ---- pretraining resume state --------------------------------------------------------------------
 
 def test_unreadable_resume_state_suggests_fresh_and_fresh_discards_it(tmp_path):
-    from ssfbench.pretrain import PretrainSettings, pretrain
-    from ssfbench.runner import RunSpec, build_method, open_dataset
+    from ssfbench.pipeline.runner import RunSpec, build_method, open_dataset
+    from ssfbench.train.pretrain import PretrainSettings, pretrain
 
     spec = RunSpec(method="ranking", image_size=32, overrides={"batch_size": 4, "n": 2},
                    dataset_options={"synth-vox": {"identities": 8}})
@@ -376,5 +376,5 @@ def test_fresh_discards_the_run_checkpoints_and_gives_the_same_checkpoint(tmp_pa
     assert json.loads((folder / "best.json").read_text())["sha256"] == first  # same seed, same bytes
     (result,) = (out / "results" / "runs").glob("*/synth-au.json")
     rerun = json.loads(result.read_text())["rerun"]
-    assert rerun["argv"] == ["ssfbench", *args]  # the same result again: nothing new written (issue 15)
+    assert rerun["argv"] == ["ssfbench", *args]  # the same result again: nothing new written
     assert rerun["git"] is None or len(rerun["git"]["commit"]) == 40

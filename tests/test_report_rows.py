@@ -13,10 +13,10 @@ from cli_runner import run_main
 from conftest import REPO
 from test_compare import fake_result, folds
 
-from ssfbench import compare as C
-from ssfbench import render as R
-from ssfbench.records import Result
-from ssfbench.results import ResultFileWarning, recipe_deviation, write_leaderboards, write_result
+from ssfbench.report import compare as C
+from ssfbench.report import render as R
+from ssfbench.results.records import Result
+from ssfbench.results.store import ResultFileWarning, recipe_deviation, write_leaderboards, write_result
 
 RANKING = "ranking-k2-resnet18-0850d35a-seed0"
 CONTROL = "ranking-k2-steps0-resnet18-2e984900-seed0"

@@ -34,8 +34,8 @@ ARGS = ["run", "--method", "ranking", "--k", "2", "--datasets", "synth-au", "--s
 #: embedding batch (argv[2] s); the sleeps touch no RNG and no number
 SLOW = """
 import sys, time
-import ssfbench.embed as embed
-import ssfbench.pretrain as pretrain
+import ssfbench.evaluation.embed as embed
+import ssfbench.train.pretrain as pretrain
 from ssfbench.cli import main
 def slowed(fn, delay):
     def wrapper(*args, **kwargs):

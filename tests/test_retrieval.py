@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ssfbench import retrieval as R
-from ssfbench.cache import write_cache
 from ssfbench.cli import cli
 from ssfbench.errors import UserError
-from ssfbench.results import write_result
+from ssfbench.evaluation.cache import write_cache
+from ssfbench.report import retrieval as R
+from ssfbench.results.store import write_result
 
 
 def test_the_query_ranks_first_with_similarity_one_when_not_excluded():

@@ -18,10 +18,10 @@ import pytest
 import torch
 from cli_runner import run_main
 
-from ssfbench.checkpoint import load_weights
+from ssfbench.api.checkpoint import load_weights
+from ssfbench.api.registry import get_method
 from ssfbench.errors import UserError
-from ssfbench.registry import get_method
-from ssfbench.safeload import UnsafeFileError, read_torch_file, trusting
+from ssfbench.runtime.safeload import UnsafeFileError, read_torch_file, trusting
 
 TINY = ["--no-init-control", "--image-size", "32", "--steps", "2", "--batch-size", "4", "--workers", "0", "--quiet",
         "--data-option", "synth-vox.identities=8", "--data-option", "synth-au.subjects=6",
@@ -189,7 +189,7 @@ def test_pickled_model_object_needs_trust_or_conversion(tmp_path, capsys):
 
 def test_converted_checkpoint_keeps_the_record(tmp_path, capsys):
     """An ssfbench checkpoint converted to .safetensors still rebuilds its method."""
-    from ssfbench.checkpoint import load_checkpoint, save_checkpoint
+    from ssfbench.api.checkpoint import load_checkpoint, save_checkpoint
 
     method = get_method("ranking")(image_size=32)
     save_checkpoint(method, tmp_path / "best.pt")
@@ -250,7 +250,7 @@ def test_u7_rerun_says_what_differs():
 
 
 def test_u14_long_run_ids_are_bounded_short_ones_unchanged():
-    from ssfbench.runner import MAX_RUN_ID, RunSpec, build_method, run_identity
+    from ssfbench.pipeline.runner import MAX_RUN_ID, RunSpec, build_method, run_identity
 
     spec = RunSpec(method="ranking", overrides={"k": 2})
     method = build_method(spec)
@@ -263,7 +263,7 @@ def test_u14_long_run_ids_are_bounded_short_ones_unchanged():
 
 
 def test_u13_non_finite_loss_before_any_update_does_not_blame_the_lr():
-    from ssfbench.training import divergence_message
+    from ssfbench.train.steps import divergence_message
 
     assert "lower --lr" not in divergence_message("pretraining", 0, float("nan"))
     assert "before any update" in divergence_message("pretraining", 0, float("nan"))

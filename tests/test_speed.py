@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from cli_runner import run_main
 
-from ssfbench import speed
+from ssfbench.bench import speed
 from ssfbench.datasets.synthetic import SynthVox
 from ssfbench.errors import UserError
 

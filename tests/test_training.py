@@ -1,16 +1,23 @@
-"""The training toolkit (``ssfbench.training``) and the pretraining loop's typed state."""
+"""The training toolkit (``ssfbench.train.steps``) and the pretraining loop's typed state."""
 
 from __future__ import annotations
 
 import torch
 
-import ssfbench.pretrain as P
-from ssfbench import training
-from ssfbench.pretrain import LoopState
+import ssfbench.train.pretrain as P
+from ssfbench.train import steps as training
+from ssfbench.train.pretrain import LoopState
 
 
 def test_pretrain_keeps_exporting_the_toolkit():
-    from ssfbench.pretrain import PretrainSettings, jitter, make_optimizer, pretrain, split_videos, validate  # noqa: F401
+    from ssfbench.train.pretrain import (  # noqa: F401
+        PretrainSettings,
+        jitter,
+        make_optimizer,
+        pretrain,
+        split_videos,
+        validate,
+    )
 
     assert P.jitter is training.jitter and P.make_optimizer is training.make_optimizer
     assert P.rng_states is training.rng_states and P.set_rng_states is training.set_rng_states

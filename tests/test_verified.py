@@ -1,5 +1,5 @@
 """Nothing silently wrong: checkpoints, caches and results files are verified by content when reused.
-Each case replays a fault a user met (issue 15) and asserts the one-line error or the recompute, and
+Each case replays a fault a user met and asserts the one-line error or the recompute, and
 that no wrong result is written."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from cli_runner import run_main
 
-from ssfbench.cache import CacheMismatch, read_cache, read_complete, write_cache
-from ssfbench.results import ResultFileWarning, load_results
+from ssfbench.evaluation.cache import CacheMismatch, read_cache, read_complete, write_cache
+from ssfbench.results.store import ResultFileWarning, load_results
 
 TINY = ["--no-init-control", "--image-size", "32", "--workers", "0", "--quiet", "--datasets", "synth-au",
         "--data-option", "synth-vox.identities=8", "--data-option", "synth-au.subjects=6"]
@@ -123,16 +123,16 @@ def test_an_edited_or_broken_results_file_is_skipped_naming_it(two_runs, tmp_pat
 def test_a_finished_rerun_on_a_read_only_folder_writes_nothing(two_runs, tmp_path, capsys, monkeypatch):
     import errno
 
-    import ssfbench.checkpoint
-    import ssfbench.fileio
-    import ssfbench.results
+    import ssfbench.api.checkpoint
+    import ssfbench.results.store
+    import ssfbench.runtime.fileio
 
     out = two_runs[0]  # not copied: results record absolute paths; nothing may change it anyway
 
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    for module in (ssfbench.fileio, ssfbench.results, ssfbench.checkpoint):
+    for module in (ssfbench.runtime.fileio, ssfbench.results.store, ssfbench.api.checkpoint):
         monkeypatch.setattr(module, "atomic_write_bytes", read_only)
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     code, stdout, err = run_main(["run", "--method", "random", "--seed", "0", "--out", str(out), *TINY], capsys)
@@ -147,7 +147,7 @@ def test_a_second_identical_run_waits_for_the_first(tmp_path):
 
     from filelock import FileLock
 
-    from ssfbench.runner import one_process_per_run
+    from ssfbench.pipeline.runner import one_process_per_run
 
     held = FileLock(str(tmp_path / ".lock"))
     held.acquire()
@@ -160,7 +160,7 @@ def test_a_second_identical_run_waits_for_the_first(tmp_path):
     messages: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: messages.append(record.getMessage())
-    logger = logging.getLogger("ssfbench.runner")  # the CLI may have configured ssfbench's loggers
+    logger = logging.getLogger("ssfbench.pipeline.runner")  # the CLI may have configured ssfbench's loggers
     logger.addHandler(handler)
     try:
         thread = threading.Thread(target=second)

@@ -1,4 +1,4 @@
-"""``ssfbench bench``: the speed measurements of :mod:`ssfbench.speed` as one command, on CPU or
+"""``ssfbench bench``: the speed measurements of :mod:`ssfbench.bench.speed` as one command, on CPU or
 on a GPU (``--device cuda``), printed as a table and written as JSON for BENCHMARKS.md."""
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from pathlib import Path
 
 import click
 
-from ssfbench.cli.options import parse_workers
 from ssfbench.errors import UserError
-from ssfbench.fileio import atomic_write_json
+from ssfbench.runtime.fileio import atomic_write_json
 
 
 def _cpu_name() -> str:
@@ -30,7 +29,7 @@ def _environment(device: str) -> dict[str, object]:
     """What the numbers were measured on."""
     import torch
 
-    from ssfbench.device import resolve_device
+    from ssfbench.runtime.device import resolve_device
 
     resolved = resolve_device(device)
     return {"device": str(resolved),
@@ -74,9 +73,10 @@ def bench_cmd(device: str, image_size: int, steps: int, embed_batch_size: int, w
     """
     from tabulate import tabulate
 
-    from ssfbench.speed import run_suite
+    from ssfbench.bench.speed import run_suite
+    from ssfbench.runtime.device import resolve_workers
 
-    num_workers = parse_workers(workers, device)
+    num_workers = resolve_workers(workers, device)
     env = _environment(device)
     click.echo(f"device {env['device']} ({env['device_name']}), {env['cores']} cores, "
                f"{env['torch_threads']} torch threads, workers {num_workers}", err=True)
@@ -87,7 +87,7 @@ def bench_cmd(device: str, image_size: int, steps: int, embed_batch_size: int, w
                           num_workers=num_workers, identities=identities, folder=data_dir, probe=probe,
                           render=render, probe_rows=probe_rows, rounds=rounds, progress=say)
     if suite in ("all", "voxceleb2"):
-        from ssfbench.decode_speed import voxceleb2_rows
+        from ssfbench.bench.decode_speed import voxceleb2_rows
 
         rows += voxceleb2_rows(data_dir, device=device, rounds=rounds, progress=say)
     table = [[r["what"], f"{r['pipeline']:.1f}", f"{r['reference']:.1f}", f"{r['ratio']:.3f}",
@@ -103,7 +103,7 @@ def bench_cmd(device: str, image_size: int, steps: int, embed_batch_size: int, w
                        f"frames per used frame, {r['cores_per_gpu']:.1f} cores per GPU ({r['gpu_rate']})")
         if "cores_for_this_model" in r:
             click.echo(f"this model on {env['device']} needs {r['cores_for_this_model']:.3f} cores of the default "
-                       f"reader ({r['cores_for_this_model_before']:.3f} before issue 16)")
+                       f"reader ({r['cores_for_this_model_before']:.3f} with one window per visit)")
         if "probe_f1" in r:
             click.echo(f"probe mean F1 {r['probe_f1']:.2f}, sklearn {r['sklearn_f1']:.2f} "
                        f"(difference {r['probe_f1'] - r['sklearn_f1']:+.2f} points)")

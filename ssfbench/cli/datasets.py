@@ -45,7 +45,7 @@ def verify_cmd(name: str, root: Path, settings: tuple[str, ...], quick: bool, sa
     """Check the copy of NAME at --root without training anything: count subjects, frames and labels
     per label (positive / negative / unknown), list missing or unreadable files and malformed rows.
     Exit 0 when usable, 2 with every reason when not."""
-    from ssfbench.verify import verify
+    from ssfbench.api.verify import verify
 
     if sample is not None and sample < 0:
         raise UserError(f"--sample must be >= 0, got {sample}")
@@ -77,7 +77,7 @@ def prepare_cmd(name: str, root: Path | None, settings: tuple[str, ...], out: Pa
       ssfbench datasets prepare synth-vox --image-size 64 --out synth-vox-64.h5
       ssfbench run --method ranking --k 2 --root synth-vox=synth-vox-64.h5
     """
-    from ssfbench.verify import prepare
+    from ssfbench.api.verify import prepare
 
     if image_size < 16:
         raise UserError(f"--image-size must be at least 16, got {image_size}")

@@ -35,7 +35,7 @@ def align_cmd(inputs: tuple[Path, ...], out: Path, image_size: int, margin: floa
     one crop per face plus OUT/faces.json (box, landmarks, source->crop matrix per face). Images
     without a face, and unreadable images (skipped), are named on stderr; exit 2 when no image had
     a face. Files inside OUT are never inputs."""
-    from ssfbench.faces import align_faces, preview_grid
+    from ssfbench.faces.photos import align_faces, preview_grid
 
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a folder")

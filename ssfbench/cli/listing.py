@@ -14,7 +14,7 @@ def list_cmd(what: str, pattern: str) -> None:
     from tabulate import tabulate
 
     if what == "recipes":
-        from ssfbench import recipe
+        from ssfbench.pipeline import recipe
 
         click.echo(tabulate(recipe.describe(), headers=["name", "summary"], tablefmt="plain"))
         return
@@ -26,7 +26,7 @@ def list_cmd(what: str, pattern: str) -> None:
         click.echo("\n".join(names))
         click.echo(f"({len(names)} timm models; any of them works with --backbone)")
         return
-    from ssfbench.registry import DATASETS, METHODS
+    from ssfbench.api.registry import DATASETS, METHODS
 
     registry = METHODS if what == "methods" else DATASETS
     click.echo(tabulate(registry.describe(), headers=["name", "summary", "from"], tablefmt="plain"))

@@ -1,4 +1,4 @@
-"""``ssfbench mock-run``: print the contract check of :func:`ssfbench.mockrun.mock_run` for a
+"""``ssfbench mock-run``: print the contract check of :func:`ssfbench.pipeline.mockrun.mock_run` for a
 method, one PASS/FAIL/SKIP line per check; exit code 0 when nothing failed, 2 otherwise."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def mock_run_cmd(method_name: str, backbone: str, image_size: int, steps: int, s
     One PASS/FAIL/SKIP/WARN line per check (a WARN also as a `warning:` line on stderr: e.g. an
     embedding that is the same for every image); exit code 0 when nothing failed, 2 otherwise."""
     from ssfbench.cli.options import parse_settings
-    from ssfbench.mockrun import mock_run
+    from ssfbench.pipeline.mockrun import mock_run
 
     report = mock_run(method_name, backbone=backbone, image_size=image_size, steps=steps, seed=seed,
                       settings=parse_settings(settings))

@@ -89,17 +89,6 @@ def check_device(value: str) -> str:
     return value
 
 
-def parse_workers(value: str, device: str) -> int:
-    """``--workers``: a count >= 0, or ``auto`` (see :func:`ssfbench.device.default_workers`)."""
-    if value == "auto":
-        from ssfbench.device import default_workers, resolve_device
-
-        return default_workers(resolve_device(device))
-    if not value.isdigit():
-        raise UserError(f"--workers expects a number >= 0 or auto, got {value!r}")
-    return int(value)
-
-
 def parse_roots(pairs: tuple[str, ...]) -> dict[str, Path]:
     """``--root``: ``("bp4d=/data/BP4D",)`` -> ``{"bp4d": Path("/data/BP4D")}``."""
     out = {}
@@ -122,9 +111,9 @@ def invocation() -> tuple[str, ...]:
 
 
 def _offline_callback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    """``--offline``: the command runs with downloads off (:func:`ssfbench.weights.offline_mode`)."""
+    """``--offline``: the command runs with downloads off (:func:`ssfbench.nn.weights.offline_mode`)."""
     if value:
-        from ssfbench.weights import offline_mode
+        from ssfbench.nn.weights import offline_mode
 
         ctx.with_resource(offline_mode())
 
@@ -170,12 +159,12 @@ RUN_OPTIONS = [
 
 def _under_trust(command: F) -> F:
     """``command`` taking ``trust_weights`` (``--trust-weights``) and running under
-    :func:`ssfbench.safeload.trusting` of it, so every weight file the command reads is trusted or not."""
+    :func:`ssfbench.runtime.safeload.trusting` of it, so every weight file the command reads is trusted or not."""
     import functools
 
     @functools.wraps(command)
     def wrapped(*args: object, trust_weights: bool = False, **kwargs: object) -> object:
-        from ssfbench.safeload import trusting
+        from ssfbench.runtime.safeload import trusting
 
         with trusting(trust_weights):
             return command(*args, **kwargs)
@@ -185,7 +174,7 @@ def _under_trust(command: F) -> F:
 
 def run_options(command: F) -> F:
     """Decorate ``command`` with every option of :data:`RUN_OPTIONS`, in the order listed
-    (``--trust-weights`` is consumed here: the command runs under :func:`ssfbench.safeload.trusting`)."""
+    (``--trust-weights`` is consumed here: the command runs under :func:`ssfbench.runtime.safeload.trusting`)."""
     command = _under_trust(command)
     for option in reversed(RUN_OPTIONS):
         command = option(command)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from ssfbench.records import Result, RunOutput
+    from ssfbench.results.records import Result, RunOutput
 
 
 def print_stage(output: RunOutput) -> None:
@@ -24,10 +24,10 @@ def print_stage(output: RunOutput) -> None:
 def print_results(results: list[Result], out: Path) -> None:
     """Print, per dataset, this run's per-label scores among every row of that leaderboard under
     ``out``, the result file's path, and (to stderr) a warning when scores lacked positives."""
-    from ssfbench.compare import row_table
-    from ssfbench.layout import OutputLayout
-    from ssfbench.results import read_leaderboard
-    from ssfbench.tables import METRIC_NAMES, leaderboard_table
+    from ssfbench.report.compare import row_table
+    from ssfbench.report.tables import METRIC_NAMES, leaderboard_table
+    from ssfbench.results.store import read_leaderboard
+    from ssfbench.runtime.layout import OutputLayout
 
     layout = OutputLayout(out)
     gains = []
@@ -60,7 +60,7 @@ def print_results(results: list[Result], out: Path) -> None:
 def faces_line(result: Result) -> str | None:
     """One line: how many of a real-data result's frames fell back (not prepared the paper's way),
     whether its row is marked †, and the file that lists them; None for data without a face record."""
-    from ssfbench.results import fallback_text, off_protocol
+    from ssfbench.results.store import fallback_text, off_protocol
 
     record = result.get("face_preprocessing") or {}
     if record.get("frames") is None:
@@ -80,10 +80,10 @@ def init_gain_line(result: Result, results_dir: Path, *, resamples: int = 1000, 
     the run's gain over its own initialisation (its step-0 control of the same seed, paired bootstrap over
     test subjects, as ``compare``'s column), or a line saying why there is none; None for runs that have
     no initialisation of their own to compare with (floors, ceilings, supervised)."""
-    from ssfbench.bootstrap import paired_bootstrap_mean, predictions_path, read_predictions
-    from ssfbench.compare import INIT_HEADER, init_pairs
-    from ssfbench.results import load_results, result_path
-    from ssfbench.tables import METRIC_NAMES, gain_text, score
+    from ssfbench.evaluation.bootstrap import paired_bootstrap_mean, predictions_path, read_predictions
+    from ssfbench.report.compare import INIT_HEADER, init_pairs
+    from ssfbench.report.tables import METRIC_NAMES, gain_text, score
+    from ssfbench.results.store import load_results, result_path
 
     if not result.get("init_control") and not result.get("ensemble"):
         return None

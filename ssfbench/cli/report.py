@@ -30,7 +30,7 @@ def _check_out(ctx: click.Context, out: Path, option: str = "out") -> None:
 
 def _default_datasets(out: Path) -> tuple[str, ...]:
     """The datasets the user has results for, else the paper's Tables 1 and 2 (bp4d, disfa)."""
-    from ssfbench.results import load_results
+    from ssfbench.results.store import load_results
 
     found = sorted({r["dataset"] for r in load_results(out / "results")}) if out.is_dir() else []
     return tuple(found) or ("bp4d", "disfa")
@@ -81,9 +81,9 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
     ssfbench compare --datasets synth-au --vs ranking random   # paired bootstrap CI of the difference
     ssfbench compare --curves RUN_ID RUN_ID2 --plot curves.png  # pretraining curves (runs/<run_id>/curve.csv)
     """
-    from ssfbench.compare import add_init_gains, comparison_table
-    from ssfbench.render import caption, render_summary, render_table
-    from ssfbench.results import load_results
+    from ssfbench.report.compare import add_init_gains, comparison_table
+    from ssfbench.report.render import caption, render_summary, render_table
+    from ssfbench.results.store import load_results
 
     _check_out(ctx, out)
     for option, path in (("--plot", plot), ("--output", output)):
@@ -95,7 +95,7 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
     if curves:
         if plot is None:
             raise UserError("--curves draws a figure: give --plot FILE.png (the numbers are in each run's curve.csv)")
-        from ssfbench.curves import draw_curves
+        from ssfbench.train.curves import draw_curves
 
         click.echo(f"wrote {draw_curves(curves, out, plot)}")
         return
@@ -115,7 +115,7 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
         click.echo(f"note: {out} holds no results of your runs; the tables show the paper's rows"
                    f"{' and the committed leaderboards' if committed else ''} only", err=True)
     if output is not None:
-        from ssfbench.html import write_page
+        from ssfbench.report.webpage import write_page
 
         click.echo(f"wrote {write_page(output, tables, sources, vs=bootstrap)}")
     printed = tables if output is None else []  # the page holds them
@@ -132,8 +132,8 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
     if bootstrap is not None and output is None:
         _print_bootstrap(bootstrap, fmt)
     if plot is not None:
-        from ssfbench.compare import part
-        from ssfbench.plots import grouped_bars
+        from ssfbench.report.compare import part
+        from ssfbench.report.plots import grouped_bars
 
         click.echo(f"wrote {grouped_bars([part(t, 'leaderboard') for t in tables], plot)}", err=fmt == "csv")
 
@@ -141,8 +141,8 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
 def _result_sources(out: Path, results: list[dict], committed: bool) -> dict:
     """Where each row origin's result files are: the user's ``--out`` and, in a source checkout,
     the committed ``results/`` (whose run files hold the committed rows' predictions)."""
-    from ssfbench.compare import ORIGIN_COMMITTED, ORIGIN_OUT, committed_dir
-    from ssfbench.results import load_results
+    from ssfbench.report.compare import ORIGIN_COMMITTED, ORIGIN_OUT, committed_dir
+    from ssfbench.results.store import load_results
 
     sources = {ORIGIN_OUT: (out / "results", results)}
     folder = committed_dir() if committed else None
@@ -153,7 +153,7 @@ def _result_sources(out: Path, results: list[dict], committed: bool) -> dict:
 
 def _check_found(tables: list, methods: tuple[str, ...], paper: str) -> None:
     """Refuse when nothing at all is found, naming what exists."""
-    from ssfbench.compare import PAPER_FILES
+    from ssfbench.report.compare import PAPER_FILES
 
     if any(len(t.rows) for t in tables):
         return
@@ -185,7 +185,7 @@ def _print_bootstrap(bootstrap: tuple, fmt: str) -> None:
 def _find_run(sources: dict, dataset: str, ref: str) -> tuple[Path, dict]:
     """(results folder, result) of the run ``ref`` names on ``dataset``: among your runs first, then
     among the committed rows (``sources`` as :func:`_result_sources` gives them, in that order)."""
-    from ssfbench.compare import resolve_run
+    from ssfbench.report.compare import resolve_run
 
     for folder, results in sources.values():
         try:
@@ -201,8 +201,8 @@ def _bootstrap_frame(sources: dict, datasets: tuple[str, ...], vs: tuple[str, st
     """(one row per dataset: the paired bootstrap of ``vs[0] - vs[1]``, x100; its title)."""
     import pandas as pd
 
-    from ssfbench.bootstrap import paired_bootstrap, predictions_path, read_predictions
-    from ssfbench.results import result_path
+    from ssfbench.evaluation.bootstrap import paired_bootstrap, predictions_path, read_predictions
+    from ssfbench.results.store import result_path
 
     rows = []
     for dataset in datasets:
@@ -256,7 +256,7 @@ def retrieve_cmd(ctx: click.Context, methods: tuple[str, ...], runs: tuple[str, 
     \b
     ssfbench retrieve --method ranking --method random --dataset synth-expr --queries 4 --top 5 --out r.png
     """
-    from ssfbench.retrieval import retrieve_report
+    from ssfbench.report.retrieval import retrieve_report
 
     _check_out(ctx, source_dir, "from")
     if not (methods or runs or checkpoints):

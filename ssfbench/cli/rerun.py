@@ -2,7 +2,7 @@
 configuration file (``--print-config``), so a published row is one file away from being rerun.
 
 The result's recorded command line (``rerun.argv``) is read back with ``ssfbench run``'s own
-options (:mod:`ssfbench.config`); options given after the file (``--out DIR``, ``--device cuda``)
+options (:mod:`ssfbench.cli.config`); options given after the file (``--out DIR``, ``--device cuda``)
 win over the recorded ones, exactly as command-line flags win over ``--config``.
 """
 
@@ -29,9 +29,9 @@ def rerun_cmd(ctx: click.Context, result: Path, print_config: bool, overrides: t
     ssfbench run --config run.toml --out my-out          # the same run (same run id)
     ssfbench rerun results/runs/RUN_ID/synth-au.json --out my-out
     """
+    from ssfbench.cli.config import parse_options, result_options, to_default_map, to_toml
     from ssfbench.cli.options import expand_list_options
     from ssfbench.cli.run import run
-    from ssfbench.config import parse_options, result_options, to_default_map, to_toml
 
     options, record = result_options(result, run)
     for line in provenance_differences(record):
@@ -57,8 +57,8 @@ def provenance_differences(record: dict) -> list[str]:
     another commit, uncommitted changes then or now, another protocol version, result schema or
     ssfbench version (nothing when the record names none of them: it cannot say)."""
     import ssfbench
-    from ssfbench.records import SCHEMA
-    from ssfbench.runner import git_revision
+    from ssfbench.pipeline.runner import git_revision
+    from ssfbench.results.records import SCHEMA
 
     out = []
     then = (record.get("rerun") or {}).get("git") or {}

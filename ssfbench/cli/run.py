@@ -1,8 +1,8 @@
 """The stages of one run: ``ssfbench run``, ``pretrain``, ``embed`` and ``probe``.
 
 They share every option (:data:`ssfbench.cli.options.RUN_OPTIONS`), so the same options name the
-same run, whichever stage is asked for. The work is :func:`ssfbench.sweep.sweep` (the k x seed sweep
-and the ensemble, over :func:`ssfbench.runner.run`); heavy imports happen inside :func:`execute`.
+same run, whichever stage is asked for. The work is :func:`ssfbench.pipeline.sweep.sweep` (the k x seed sweep
+and the ensemble, over :func:`ssfbench.pipeline.runner.run`); heavy imports happen inside :func:`execute`.
 """
 
 from __future__ import annotations
@@ -12,20 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ssfbench.cli.config import config_option, recorded_argv
 from ssfbench.cli.options import (
     ENSEMBLE_OPTION,
     parse_data_options,
     parse_roots,
     parse_settings,
-    parse_workers,
     run_options,
 )
 from ssfbench.cli.printing import print_results, print_stage
-from ssfbench.config import config_option, recorded_argv
 from ssfbench.errors import UserError
 
 if TYPE_CHECKING:
-    from ssfbench.records import RunOutput
+    from ssfbench.results.records import RunOutput
 
 
 @click.command()
@@ -112,14 +111,14 @@ EXPLICIT = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.D
 
 def with_recipe(options: dict[str, Any]) -> dict[str, Any]:
     """The current command's parsed ``options`` with ``--recipe NAME`` applied
-    (:func:`ssfbench.recipe.apply`): the recipe's option values where the command line and any
+    (:func:`ssfbench.pipeline.recipe.apply`): the recipe's option values where the command line and any
     ``--config`` file give none, its settings before the command's own ``--set`` pairs, and
     ``options["recipe"]`` replaced by the record of what was applied and overridden (None: no recipe)."""
     name = options.get("recipe")
     if name is None:
         return options
-    from ssfbench import recipe as recipes
-    from ssfbench.config import option_keys
+    from ssfbench.cli.config import option_keys
+    from ssfbench.pipeline import recipe as recipes
 
     chosen = recipes.load(name)
     ctx = click.get_current_context()
@@ -151,11 +150,12 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
     """``run`` (``stop_after`` None), ``pretrain`` or ``embed`` with the parsed options;
     ``probe`` is ``run`` with ``reuse_only``; ``recipe`` is the record :func:`with_recipe` left (its values
     already applied). The options are parsed here and the work is
-    :func:`ssfbench.sweep.sweep`'s; this prints each run's tables (or stage summary) as it ends.
+    :func:`ssfbench.pipeline.sweep.sweep`'s; this prints each run's tables (or stage summary) as it ends.
     Bad options raise :class:`UserError` before any work."""
-    from ssfbench.sweep import base_spec, sweep
+    from ssfbench.pipeline.sweep import base_spec, sweep
+    from ssfbench.runtime.device import resolve_workers
 
-    num_workers = parse_workers(workers, device)
+    num_workers = resolve_workers(workers, device)
     base = base_spec(method_name, ks=ks, steps=steps, epochs=epochs, image_size=image_size, backbone=backbone,
                      pretrained=pretrained, weights=weights, bn_stats=bn_stats, datasets=datasets,
                      roots=parse_roots(roots), pretrain_data=pretrain_data,

@@ -26,7 +26,7 @@ def synth() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth_preview(out: Path, videos: int, times: int, stride: int, image_size: int, seed: int) -> None:
     """Write a grid of synthetic faces over time (rows = videos) so a person can look at the data."""
-    from ssfbench.datasets.synthetic import preview_grid
+    from ssfbench.datasets._synth_preview import preview_grid
 
     if out.parent and not out.parent.exists():
         raise UserError(f"{out.parent}: folder does not exist")
@@ -42,7 +42,7 @@ def synth_preview(out: Path, videos: int, times: int, stride: int, image_size: i
 def synth_calibrate(datasets: tuple[str, ...], image_size: int, seed: int, out: Path) -> None:
     """Measure the benchmark's ceiling: the probe on the true AU intensities. Compare it with
     `ssfbench run --method pixels` and `--method random` (the floors)."""
-    from ssfbench.runner import DEFAULT_EVAL_DATASETS, RunSpec, calibrate
+    from ssfbench.pipeline.runner import DEFAULT_EVAL_DATASETS, RunSpec, calibrate
 
     spec = RunSpec(method="random", datasets=tuple(datasets) or DEFAULT_EVAL_DATASETS, image_size=image_size,
                    seed=seed, out=out)
@@ -66,8 +66,8 @@ def synth_audit(pretrain_data: str, roots: tuple[str, ...], data_options: tuple[
     """The pretext audit: ranking accuracy of held-out pretraining windows ordered by one factor
     alone (head pose, lighting, eyes, true AU intensities, raw pixels). A nuisance factor that
     ranks as well as the AUs can solve the ranking pretext without encoding facial action."""
-    from ssfbench.audit import pretext_audit
-    from ssfbench.runner import RunSpec, open_dataset
+    from ssfbench.pipeline.runner import RunSpec, open_dataset
+    from ssfbench.report.audit import pretext_audit
 
     spec = RunSpec(method="random", image_size=image_size, data_seed=0, roots=parse_roots(roots),
                    dataset_options=parse_data_options(data_options))

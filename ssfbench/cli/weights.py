@@ -1,7 +1,7 @@
 """``ssfbench weights convert FILE --out FILE.safetensors``: a one-time, code-free copy of a weights file.
 
 A ``.pt``/``.pth`` that holds pickled Python objects (a model object, training options) is refused by
-every command unless ``--trust-weights`` is given (:mod:`ssfbench.safeload`). Converting it once,
+every command unless ``--trust-weights`` is given (:mod:`ssfbench.runtime.safeload`). Converting it once,
 itself behind ``--trust-weights``, writes its tensors and plain data as ``.safetensors``, which every
 command then reads with no flag; ``--weights``, ``--pretrained`` and checkpoints accept either form.
 """
@@ -31,7 +31,7 @@ def convert(source: Path, out: Path, trust_weights: bool) -> None:
     """Write SOURCE's tensors and plain data (nesting, numbers, strings, an ssfbench checkpoint's
     record) to OUT (.safetensors); a pickled model object becomes its state_dict. Entries that are
     neither (e.g. an optimizer object) are left out, each named in one warning line."""
-    from ssfbench.safeload import SAFETENSORS_SUFFIX, read_torch_file, trusting, write_safetensors
+    from ssfbench.runtime.safeload import SAFETENSORS_SUFFIX, read_torch_file, trusting, write_safetensors
 
     if out.suffix != SAFETENSORS_SUFFIX:
         raise UserError(f"--out: expected a {SAFETENSORS_SUFFIX} file name, got {out}")

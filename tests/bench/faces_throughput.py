@@ -17,11 +17,11 @@ import torch
 from PIL import Image
 from skimage import data
 
-from ssfbench.alignment import alignment_matrix
-from ssfbench.datasets._faces import read_aligned, read_rgb
-from ssfbench.detection import Detector
-from ssfbench.encoders import Encoder
-from ssfbench.faces import align
+from ssfbench.faces.alignment import alignment_matrix
+from ssfbench.faces.detection import Detector
+from ssfbench.faces.images import read_aligned, read_rgb
+from ssfbench.faces.photos import align
+from ssfbench.nn.encoders import Encoder
 
 
 def rate(fn, seconds: float = 5.0) -> float:

@@ -21,10 +21,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from ssfbench.cache import read_attrs
-from ssfbench.metrics import per_label_auc, per_label_f1
-from ssfbench.probe import fit_predict
-from ssfbench.registry import get_dataset
+from ssfbench.api.registry import get_dataset
+from ssfbench.evaluation.cache import read_attrs
+from ssfbench.evaluation.metrics import per_label_auc, per_label_f1
+from ssfbench.evaluation.probe import fit_predict
 
 EPOCHS = (100, 300, 1000, 3000)
 

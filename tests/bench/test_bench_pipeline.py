@@ -1,4 +1,4 @@
-"""Speed ratios of issue 7, measured with pytest-benchmark (``tox -e bench``; BENCHMARKS.md has the
+"""Speed ratios of the data pipeline, measured with pytest-benchmark (``tox -e bench``; BENCHMARKS.md has the
 numbers). Each test measures both sides in the same run, alternating, three rounds each, and
 asserts the ratio of the medians, so a machine that is simply slower passes or fails the same way:
 
@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from ssfbench import speed
+from ssfbench.api.registry import get_method
+from ssfbench.bench import speed
 from ssfbench.datasets._prepared import open_prepared
 from ssfbench.datasets.synthetic import SynthVox
-from ssfbench.pretrain import WindowBatches, split_videos
-from ssfbench.registry import get_method
+from ssfbench.train.pretrain import WindowBatches, split_videos
 
 SIZE, IDENTITIES, STEPS, ROUNDS = 64, 100, 40, 3
 
@@ -86,8 +86,8 @@ def test_the_cache_content_check_costs_little_next_to_the_probe(benchmark, tmp_p
     counts. Measured on a BP4D-sized cache (140,000 x 256) against the probe fitted on it (one fold)."""
     import time
 
-    from ssfbench.cache import embeddings_digest, read_cache, write_cache
-    from ssfbench.probe import fit_predict
+    from ssfbench.evaluation.cache import embeddings_digest, read_cache, write_cache
+    from ssfbench.evaluation.probe import fit_predict
 
     rng = np.random.default_rng(0)
     n = 140_000

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from ssfbench.api.registry import get_method
+from ssfbench.bench.decode_speed import compare_readers, write_h264_clips
 from ssfbench.datasets.voxceleb2 import VoxCeleb2
-from ssfbench.decode_speed import compare_readers, write_h264_clips
-from ssfbench.registry import get_method
 
 
 @pytest.fixture(scope="module")

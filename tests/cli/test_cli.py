@@ -11,7 +11,7 @@ import pytest
 from cli_runner import run_main
 from click.testing import CliRunner
 
-import ssfbench.runner
+import ssfbench.pipeline.runner
 from ssfbench.cli import INTERRUPTED, cli
 from ssfbench.cli.diagnostics import DEBUG_ENV, configure_logging, exception_chain
 from ssfbench.cli.options import expand_list_options
@@ -145,7 +145,7 @@ def test_ctrl_c_says_how_to_resume_and_exits_130(monkeypatch, tmp_path, capsys, 
     def interrupted(spec):
         raise interrupt()
 
-    monkeypatch.setattr(ssfbench.runner, "run", interrupted)
+    monkeypatch.setattr(ssfbench.pipeline.runner, "run", interrupted)
     code, _, err = run_main(["run", "--method", "random", "--out", str(tmp_path), "--device", "cpu",
                              "--workers", "0"], capsys)
     assert code == 130

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cli_runner import run_main
 
-from ssfbench.config import tomllib  # the standard library's, or tomli on Python 3.10
+from ssfbench.cli.config import tomllib  # the standard library's, or tomli on Python 3.10
 
 TINY = ["--image-size", "32", "--batch-size", "4", "--workers", "0", "--quiet", "--no-init-control",
         "--data-option", "synth-vox.identities=8", "--data-option", "synth-expr.identities=24"]
@@ -85,7 +85,7 @@ def test_rerun_refuses_what_run_did_not_make(tmp_path, capsys):
 
 
 def test_toml_values_round_trip():
-    from ssfbench.config import to_toml
+    from ssfbench.cli.config import to_toml
 
     options = {"method": 'odd "name" \\ ü', "k": [1, 2], "lr": 0.001, "quiet": True, "set": ["a=b c"], "steps": None}
     assert tomllib.loads(to_toml(options, comments=("a comment",))) == {k: v for k, v in options.items() if v is not None}

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from replicas import make_affectnet
 
+from ssfbench.api.verify import label_counts
 from ssfbench.datasets.affectnet import AffectNet
-from ssfbench.verify import label_counts
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,9 @@ def test_report_names_each_skipped_row(replica):
 
 
 def test_aligned_on_the_csv_landmarks_with_the_box_as_fallback(ds, replica):
-    from ssfbench.alignment import template, transform_points
+    from geometry import transform_points
+
+    from ssfbench.faces.alignment import template
 
     # the landmarks put the face on the square x 8..32, y 4..28 around the red 24x20 box at (8, 6)
     image = ds.read_image(0)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from replicas import BP4D_FACE, BP4D_NAMED, bp4d_width, make_bp4d
 
+from ssfbench.api.verify import label_counts
 from ssfbench.datasets.bp4d import AUS, BP4D, header_aus
 from ssfbench.errors import UserError
-from ssfbench.verify import label_counts
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,9 @@ def test_frame_to_file_mapping_and_faces_detected_else_centre_square(ds, replica
 
 
 def test_aligned_on_a_jaa_landmark_list(tmp_path):
-    from ssfbench.alignment import template, transform_points
+    from geometry import transform_points
+
+    from ssfbench.faces.alignment import template
 
     replica = make_bp4d(tmp_path / "BP4D", frames=2, landmarks=True)
     lists = {"landmarks": str(replica.root / "BP4D_land.txt"), "landmark_paths": str(replica.root / "BP4D_path.txt")}
@@ -102,7 +104,7 @@ def test_aligned_on_a_jaa_landmark_list(tmp_path):
 
 
 def test_options_through_run_data_option(replica):
-    from ssfbench.runner import RunSpec, open_dataset
+    from ssfbench.pipeline.runner import RunSpec, open_dataset
 
     spec = RunSpec(method="random", image_size=32, roots={"bp4d": replica.root},
                    dataset_options={"bp4d": {"frame_offset": -2}})

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from replicas import frame_value, make_disfa, ramp_video, write_video
 
+from ssfbench.api.verify import label_counts
 from ssfbench.datasets.disfa import AUS, DISFA
 from ssfbench.errors import UserError
-from ssfbench.verify import label_counts
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +68,10 @@ def test_frame_offset_and_case_insensitive_names(replica, tmp_path):
 
 def test_right_camera_and_landmarks(tmp_path):
     replica = make_disfa(tmp_path / "DISFA", frames=4, landmarks=True)
+    from geometry import transform_points
     from replicas import DISFA_FACE
 
-    from ssfbench.alignment import template, transform_points
+    from ssfbench.faces.alignment import template
 
     ds = DISFA.open(replica.root, image_size=16)
     record = ds.preprocessing()

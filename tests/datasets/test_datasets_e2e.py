@@ -12,15 +12,15 @@ import torch
 from replicas import make_affectnet, make_bp4d, make_disfa, make_emotionet
 from torch import nn
 
+from ssfbench.api.preprocess import Preprocess
+from ssfbench.api.registry import get_dataset, list_datasets
+from ssfbench.api.verify import verify
 from ssfbench.cli import main
 from ssfbench.datasets._prepared import PreparedFrames
 from ssfbench.datasets.bp4d import BP4D
-from ssfbench.embed import embed_frames
 from ssfbench.errors import UserError
-from ssfbench.preprocess import Preprocess
-from ssfbench.registry import get_dataset, list_datasets
-from ssfbench.runner import probe_dataset
-from ssfbench.verify import verify
+from ssfbench.evaluation.embed import embed_frames
+from ssfbench.pipeline.runner import probe_dataset
 
 BUILDERS = {"bp4d": make_bp4d, "disfa": make_disfa, "emotionet": make_emotionet, "affectnet": make_affectnet}
 
@@ -39,7 +39,7 @@ def roots(tmp_path_factory):
 
 
 def test_registered_and_options_declared_once(roots):
-    from ssfbench.options import Option
+    from ssfbench.api.settings import Option
 
     assert {"bp4d", "disfa", "emotionet", "affectnet", "voxceleb2"} <= set(list_datasets())
     for name in ("bp4d", "disfa", "emotionet", "affectnet", "voxceleb2"):

@@ -8,9 +8,9 @@ import shutil
 import pytest
 from replicas import make_emotionet
 
+from ssfbench.api.verify import label_counts
 from ssfbench.datasets.emotionet import AUS, EmotioNet, image_id
 from ssfbench.errors import UserError
-from ssfbench.verify import label_counts
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ssfbench.datasets._layout import load_parts, standard_folds
+from ssfbench.datasets.kit import load_parts, standard_folds
 
 BP4D = (
     "F001 M007 F018 F008 F002 M004 F010 F009 M012 M001 F016 M014 F023 M008",

@@ -1,4 +1,4 @@
-"""Golden values recorded before the issue-13 refactor (seed streams named in ``ssfbench.seeds``, the
+"""Golden values recorded before the issue-13 refactor (seed streams named in ``ssfbench.runtime.seeds``, the
 synthetic module and ``_layout`` split, one option mechanism, the training toolkit): the data,
 fingerprints and random streams every checkpoint, cache and score is keyed by must not move.
 
@@ -17,9 +17,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ssfbench import seeds
 from ssfbench.datasets.synthetic import SynthAU, SynthExpr, SynthVox, _fingerprint
-from ssfbench.sampling import ranking_window
+from ssfbench.nn.sampling import ranking_window
+from ssfbench.runtime import seeds
 
 GOLDEN = np.load(Path(__file__).parent / "golden" / "synthetic.npz")
 
@@ -101,10 +101,10 @@ class _RankingWindow:
 
 
 def test_training_streams():
-    from ssfbench.audit import audit_windows
-    from ssfbench.batchnorm import draw_frames
-    from ssfbench.finetune import step_rows
-    from ssfbench.pretrain import WindowBatches, split_videos
+    from ssfbench.report.audit import audit_windows
+    from ssfbench.train.batchnorm import draw_frames
+    from ssfbench.train.finetune import step_rows
+    from ssfbench.train.pretrain import WindowBatches, split_videos
 
     train, val = split_videos(50, 0.2, 3)
     assert (_digest(train), _digest(val)) == ("9bdd514bd56ad5d7", "3bbf0e0c8178a04a")

@@ -10,9 +10,9 @@ import pytest
 from replicas import make_bp4d, make_disfa
 
 from ssfbench.cli import main
-from ssfbench.compare import OFF_PROTOCOL_MARK, comparison_table
 from ssfbench.datasets._real_frames import NO_FACE
-from ssfbench.render import caption
+from ssfbench.report.compare import OFF_PROTOCOL_MARK, comparison_table
+from ssfbench.report.render import caption
 
 
 def _cli(argv: list[str]) -> int:
@@ -104,7 +104,7 @@ def test_a_copy_with_landmark_files_is_not_marked(disfa_root, tmp_path, capsys):
 
 
 def test_verify_without_dlib_checks_everything_else_and_names_the_pip_command(bp4d_root, monkeypatch, capsys):
-    from ssfbench import detection
+    from ssfbench.faces import detection
 
     monkeypatch.setitem(sys.modules, "dlib", None)  # `import dlib` raises ImportError: the extra is absent
     detection.default_detector.cache_clear()

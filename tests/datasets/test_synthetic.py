@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ssfbench.data import LabeledFrames, VideoSource
+from ssfbench.api.dataset import LabeledFrames, VideoSource
 from ssfbench.datasets import synthetic as S
 
 SIZE = 32
@@ -121,5 +121,7 @@ def test_each_au_changes_its_region(au):
 
 
 def test_preview_writes_png(tmp_path):
-    out = S.preview_grid(tmp_path / "grid.png", videos=2, times=3, image_size=32)
+    from ssfbench.datasets._synth_preview import preview_grid
+
+    out = preview_grid(tmp_path / "grid.png", videos=2, times=3, image_size=32)
     assert out.exists() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

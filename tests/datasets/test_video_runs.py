@@ -84,8 +84,8 @@ def test_a_frame_past_the_end_is_a_user_error(clips):
 
 
 def test_the_stream_draws_several_windows_per_visit(clips):
-    from ssfbench.pretrain import WindowBatches
-    from ssfbench.registry import get_method
+    from ssfbench.api.registry import get_method
+    from ssfbench.train.pretrain import WindowBatches
 
     cls = get_method("ranking")
     method = cls(cls.Config(k=1, n=4, batch_size=4), image_size=SIZE)
@@ -111,8 +111,8 @@ def test_windows_per_visit_is_checked_and_part_of_the_fingerprint(clips):
 
 
 def test_the_reader_comparison_reports_rates_and_decoding_cost(clips):
-    from ssfbench.decode_speed import compare_readers
-    from ssfbench.registry import get_method
+    from ssfbench.api.registry import get_method
+    from ssfbench.bench.decode_speed import compare_readers
 
     cls = get_method("ranking")
     method = cls(cls.Config(k=1, n=4, batch_size=2), image_size=SIZE)

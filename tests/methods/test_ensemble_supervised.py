@@ -11,11 +11,11 @@ import h5py
 import numpy as np
 import pytest
 
+from ssfbench.api.registry import get_dataset
 from ssfbench.cli import main
 from ssfbench.errors import UserError
-from ssfbench.registry import get_dataset
-from ssfbench.results import read_leaderboard
-from ssfbench.runner import RunSpec, ensemble, probe_dataset
+from ssfbench.pipeline.runner import RunSpec, ensemble, probe_dataset
+from ssfbench.results.store import read_leaderboard
 
 AU_OPTIONS = {"subjects": 3, "videos_per_subject": 1, "frames": 20}
 TINY = ["--no-init-control", "--backbone", "test_resnet", "--image-size", "32", "--steps", "2", "--batch-size", "4", "--workers", "0",
@@ -89,7 +89,7 @@ def test_ensemble_is_paired_with_the_ensemble_of_its_members_controls(tmp_path, 
 
 
 def test_ensemble_refuses_per_fold_members(tmp_path):
-    from ssfbench.records import RunOutput
+    from ssfbench.results.records import RunOutput
 
     member = RunOutput(run_id="supervised-default-seed0")  # label-trained: no single checkpoint
     with pytest.raises(UserError, match="one encoder per fold"):
@@ -127,8 +127,8 @@ def test_supervised_row_trains_one_encoder_per_fold(tmp_path):
 
 
 def test_per_fold_training_reads_only_the_folds_training_rows(tmp_path):
-    from ssfbench.finetune import FinetuneSettings, finetune
-    from ssfbench.runner import build_method
+    from ssfbench.pipeline.runner import build_method
+    from ssfbench.train.finetune import FinetuneSettings, finetune
 
     ds = tiny_au()
     seen: list[int] = []

@@ -14,14 +14,14 @@ import pytest
 import torch
 from torch import nn
 
-from ssfbench.checkpoint import load_checkpoint, load_weights
+from ssfbench.api.checkpoint import load_checkpoint, load_weights
+from ssfbench.api.registry import get_method
 from ssfbench.datasets.synthetic import SynthVox
 from ssfbench.errors import UserError
+from ssfbench.methods._warping import PercentileCurriculum, blend_views, flow_grid, warp
 from ssfbench.methods.fabnet import FabNet
 from ssfbench.methods.tcae import TCAE
-from ssfbench.pretrain import PretrainSettings, pretrain
-from ssfbench.registry import get_method
-from ssfbench.warping import PercentileCurriculum, blend_views, flow_grid, warp
+from ssfbench.train.pretrain import PretrainSettings, pretrain
 
 W = 32  # the authors' base filter count
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from ssfbench.embed import embed_frames
-from ssfbench.method import Method
-from ssfbench.outside import PYTHON_METHOD
-from ssfbench.registry import get_dataset, get_method, list_methods
+from ssfbench.api.method import Method
+from ssfbench.api.registry import get_dataset, get_method, list_methods
+from ssfbench.api.wrapped import PYTHON_METHOD
+from ssfbench.evaluation.embed import embed_frames
 
 BACKBONE = "test_resnet"  # timm's tiny ResNet (BatchNorm included), so the checks stay fast
 SIZE = 32
@@ -31,8 +31,8 @@ def tiny(name: str, **overrides) -> Method:
     ``--weights`` file (``weights_format``), or registered as ``ssfbench.evaluate`` does (``python``)."""
     cls = get_method(name)
     if name == PYTHON_METHOD:
-        from ssfbench.outside import LiveEncoder, encoder_digest, probe_embeddings, register_encoder
-        from ssfbench.preprocess import Preprocess
+        from ssfbench.api.preprocess import Preprocess
+        from ssfbench.api.wrapped import LiveEncoder, encoder_digest, probe_embeddings, register_encoder
 
         net, preprocess = _outside_net(), Preprocess(input_size=SIZE)
         digest = encoder_digest(net)

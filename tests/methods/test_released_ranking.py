@@ -10,9 +10,9 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from ssfbench.checkpoint import load_weights
+from ssfbench.api.checkpoint import load_weights
+from ssfbench.api.registry import get_method
 from ssfbench.errors import UserError
-from ssfbench.registry import get_method
 
 
 class AuthorsResNet18(nn.Module):
@@ -52,8 +52,8 @@ def test_released_layout_gives_the_authors_embeddings(authors, method, data_para
 
 
 def test_the_authors_preprocessing_travels_with_their_weights(authors, tmp_path):
-    from ssfbench.checkpoint import load_checkpoint, save_checkpoint
-    from ssfbench.preprocess import IMAGENET_MEAN
+    from ssfbench.api.checkpoint import load_checkpoint, save_checkpoint
+    from ssfbench.api.preprocess import IMAGENET_MEAN
 
     path = tmp_path / "released.pth"
     torch.save(authors.state_dict(), path)

@@ -1,0 +1,1 @@
+"""Speed benchmarks (``ssfbench bench``): training, embedding and decoding rates."""

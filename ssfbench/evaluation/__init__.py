@@ -1,0 +1,1 @@
+"""Evaluation: the embedding cache, embedding, the linear probe, metrics and bootstrap intervals."""

@@ -1,0 +1,2 @@
+"""Faces: detection (dlib), alignment to the five-point template and aligned photo folders
+(``ssfbench faces``)."""

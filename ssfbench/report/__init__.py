@@ -1,0 +1,1 @@
+"""Reports: tables, comparisons with the paper, the web page, plots, retrieval and the pretext audit."""

@@ -1,0 +1,2 @@
+"""Results: the result record (``Result``, its schema) and the files that hold them (result JSON,
+per-frame predictions, leaderboard CSVs)."""
