@@ -105,6 +105,16 @@ class Detector:
 
 
 @lru_cache(maxsize=1)
+def available() -> bool:
+    """Whether dlib and the landmark model are installed (the ``[faces]`` extra)."""
+    try:
+        _dlib()
+        models_dir()
+    except UserError:
+        return False
+    return True
+
+
 def default_detector() -> Detector:
     """One shared :class:`Detector` per process (the predictor takes about a second to load)."""
     return Detector()
