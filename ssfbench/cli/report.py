@@ -138,9 +138,16 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
         click.echo(f"wrote {grouped_bars([part(t, 'leaderboard') for t in tables], plot)}", err=fmt == "csv")
 
 
+#: what a user without the committed rows' run files (a wheel install) is told
+COMMITTED_RUNS_NOTE = ("the committed rows' run files (results/runs/ in a checkout of the ssfbench repository) "
+                       "are not installed with the package; from a checkout, compare shows their Δ own init and "
+                       "--vs reaches them")
+
+
 def _result_sources(out: Path, results: list[dict], committed: bool) -> dict:
     """Where each row origin's result files are: the user's ``--out`` and, in a source checkout,
-    the committed ``results/`` (whose run files hold the committed rows' predictions)."""
+    the committed ``results/`` (whose run files hold the committed rows' predictions; a wheel
+    ships the committed leaderboards without them, and a note says so)."""
     from ssfbench.report.compare import ORIGIN_COMMITTED, ORIGIN_OUT, committed_dir
     from ssfbench.results.store import load_results
 
@@ -148,6 +155,8 @@ def _result_sources(out: Path, results: list[dict], committed: bool) -> dict:
     folder = committed_dir() if committed else None
     if folder is not None and (folder / "runs").is_dir():
         sources[ORIGIN_COMMITTED] = (folder, load_results(folder))
+    elif folder is not None:
+        click.echo(f"note: {COMMITTED_RUNS_NOTE}", err=True)
     return sources
 
 
@@ -193,7 +202,12 @@ def _find_run(sources: dict, dataset: str, ref: str) -> tuple[Path, dict]:
         except UserError:
             continue
     every = [r for _, results in sources.values() for r in results]
-    resolve_run(every, dataset, ref, option="--vs")  # found nowhere: this raises, naming every run there
+    try:
+        resolve_run(every, dataset, ref, option="--vs")  # found nowhere: this raises, naming every run there
+    except UserError as exc:
+        from ssfbench.report.compare import ORIGIN_COMMITTED
+
+        raise UserError(f"{exc}{'' if ORIGIN_COMMITTED in sources else '; ' + COMMITTED_RUNS_NOTE}") from None
     raise AssertionError("unreachable")
 
 

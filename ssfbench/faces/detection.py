@@ -104,7 +104,6 @@ class Detector:
         return sorted(faces, key=lambda f: -f.area)
 
 
-@lru_cache(maxsize=1)
 def available() -> bool:
     """Whether dlib and the landmark model are installed (the ``[faces]`` extra)."""
     try:
@@ -115,9 +114,10 @@ def available() -> bool:
     return True
 
 
+@lru_cache(maxsize=1)
 def default_detector() -> Detector:
     """One shared :class:`Detector` per process (the predictor takes about a second to load)."""
     return Detector()
 
 
-__all__ = ["INSTALL", "DETECT_SIDE", "Face", "Detector", "models_dir", "default_detector"]
+__all__ = ["INSTALL", "DETECT_SIDE", "Face", "Detector", "models_dir", "available", "default_detector"]
