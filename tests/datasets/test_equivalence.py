@@ -89,9 +89,10 @@ def test_synthetic_pixels(what):
 
 
 class _RankingWindow:
-    """What the window stream reads of a method: the ranking window (k=2, N=10), batches of 2."""
+    """What the window stream reads of a method: the ranking window (k=2, N=10), batches of 2, a fresh
+    anchor per epoch (the default)."""
 
-    config = SimpleNamespace(batch_size=2)
+    config = SimpleNamespace(batch_size=2, anchor="per_epoch")
 
     def sample_offsets(self, rng: np.random.Generator) -> list[int]:
         return ranking_window(0, 2, 10)
