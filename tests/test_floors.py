@@ -13,6 +13,7 @@ from ssfbench.api.registry import get_method
 from ssfbench.cli import cli
 from ssfbench.datasets.synthetic import AUS, SynthVox
 from ssfbench.report.audit import pretext_audit, ranking_accuracy
+from ssfbench.report.compare import STATISTICS_HEADER
 from ssfbench.train.batchnorm import reestimate_batchnorm
 
 
@@ -133,8 +134,12 @@ def test_bn_stats_data_reestimates_a_checkpoint_like_its_control(tmp_path, capsy
         assert same == (name == "control")  # the control's statistics are already these
     res = CliRunner().invoke(cli, ["compare", "--datasets", "synth-au", "--out", str(out), "--no-committed",
                                    "--resamples", "50"])
-    row = next(line for line in res.output.splitlines() if "bn=data" in line)
-    assert "[" in row.split("|")[-3]  # its gain over the same control
+    # the bn=data run folds into its trained row as the statistics control's column: its gain over the same control
+    lines = res.output.splitlines()
+    header = next(line for line in lines if line.startswith("| method") and STATISTICS_HEADER in line)
+    column = [c.strip() for c in header.split("|")].index(STATISTICS_HEADER)
+    row = next(line for line in lines[lines.index(header):] if line.startswith("| Ranking k=2"))
+    assert "[" in row.split("|")[column]
     code, _, err = run_main(["run", "--method", "random", "--bn-stats", "data", "--out", str(out), *TINY], capsys)
     assert code == 2 and err.startswith("error: --bn-stats data: nothing to re-estimate for method 'random'")
     assert err.count("\n") == 1
