@@ -270,3 +270,37 @@ def test_u13_non_finite_loss_before_any_update_does_not_blame_the_lr():
     assert "lower --lr" not in divergence_message("pretraining", 0, float("nan"))
     assert "before any update" in divergence_message("pretraining", 0, float("nan"))
     assert divergence_message("pretraining", 5, float("inf")).endswith("lower --lr")
+
+
+# ---- the other commands that read weight files -----------------------------------------------------
+
+def test_retrieve_refuses_an_unsafe_checkpoint_and_takes_the_opt_in(tmp_path, capsys):
+    path, marker = _evil(tmp_path)
+    grid = tmp_path / "grid.png"
+    args = ["retrieve", "--checkpoint", str(path), "--dataset", "synth-au", "--out", str(grid),
+            "--from", str(tmp_path / "out"), "--data-option", "synth-au.subjects=6"]
+    code, _, err = run_main(args, capsys)
+    _one_refusal(code, err, path)
+    assert not marker.exists() and not grid.exists()
+    code, _, err = run_main([*args, "--trust-weights"], capsys)
+    assert marker.exists()  # trusted: the file was unpickled in full (and then is not an ssfbench checkpoint)
+    assert code == 2 and "not an ssfbench checkpoint" in err and not grid.exists()
+
+
+def test_mock_run_reads_weights_under_its_opt_in(tmp_path, capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    import ssfbench.pipeline.mockrun as mockrun
+
+    path, marker = _evil(tmp_path)
+
+    def reads_a_weights_file(*args, **kwargs):  # a plugin whose setting names a weights file
+        read_torch_file(path, "weights file")
+        return SimpleNamespace(lines=lambda: ["PASS read"], warnings=[], ok=True)
+
+    monkeypatch.setattr(mockrun, "mock_run", reads_a_weights_file)
+    code, _, err = run_main(["mock-run", "--method", "ranking"], capsys)
+    _one_refusal(code, err, path)
+    assert not marker.exists()
+    code, out, err = run_main(["mock-run", "--method", "ranking", "--trust-weights"], capsys)
+    assert code == 0 and out == "PASS read\n" and marker.exists(), err
