@@ -11,8 +11,8 @@ import os
 import sys
 import traceback
 import warnings
-from pathlib import Path
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TextIO
 
 #: environment variable that turns debug output on like ``--debug`` (any value but "", 0, false, no, off)
