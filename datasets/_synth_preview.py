@@ -8,6 +8,7 @@ from pathlib import Path
 from ssfbench.datasets._synth_dynamics import FPS
 from ssfbench.datasets._synth_render import AUS
 from ssfbench.datasets.synthetic import THRESHOLD, SynthVox
+from ssfbench.runtime.fileio import atomic_savefig
 
 
 def preview_grid(out: Path, *, videos: int = 6, times: int = 10, image_size: int = 96, seed: int = 0,
@@ -37,7 +38,8 @@ def preview_grid(out: Path, *, videos: int = 6, times: int = 10, image_size: int
         axes[r, 0].set_ylabel(ds.identity(video), fontsize=6)
     fig.suptitle(f"synth-vox (seed {seed}): active AUs (intensity >= {THRESHOLD:g}) under each frame", fontsize=7)
     fig.tight_layout(pad=0.3)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        atomic_savefig(fig, out, dpi=110)
+    finally:
+        plt.close(fig)
     return out

@@ -26,6 +26,8 @@ from ssfbench.runtime.safeload import UnsafeFileError, read_torch_file, trusting
 TINY = ["--no-init-control", "--image-size", "32", "--steps", "2", "--batch-size", "4", "--workers", "0", "--quiet",
         "--data-option", "synth-vox.identities=8", "--data-option", "synth-au.subjects=6",
         "--datasets", "synth-au"]
+#: TINY for a run that loads --weights (nothing is pretrained: --steps would be refused)
+TINY_LOADED = [x for i, x in enumerate(TINY) if x != "--steps" and TINY[i - 1] != "--steps"]
 
 
 class _Marker:
@@ -66,7 +68,7 @@ def test_weights_refused_without_running_code(tmp_path, capsys):
     path, marker = _evil(tmp_path)
     out = tmp_path / "out"
     code, _, err = run_main(["run", "--method", "ranking", "--k", "2", "--weights", str(path), "--out", str(out),
-                             *TINY], capsys)
+                             *TINY_LOADED], capsys)
     _one_refusal(code, err, path)
     assert not marker.exists() and not (out / "results").exists()
 
@@ -85,7 +87,7 @@ def test_rerun_of_a_result_pointing_at_it_refused(tmp_path, capsys):
     out = tmp_path / "out"
     result = tmp_path / "synth-au.json"
     result.write_text(json.dumps({"rerun": {"argv": ["ssfbench", "run", "--method", "ranking", "--k", "2",
-                                                      "--weights", str(path), "--out", str(out), *TINY]}}))
+                                                      "--weights", str(path), "--out", str(out), *TINY_LOADED]}}))
     code, _, err = run_main(["rerun", str(result)], capsys)
     _one_refusal(code, err, path)
     assert not marker.exists() and not (out / "results").exists()
@@ -97,7 +99,7 @@ def test_rerun_does_not_inherit_trust(tmp_path, capsys):
     result = tmp_path / "synth-au.json"
     result.write_text(json.dumps({"rerun": {"argv": ["ssfbench", "run", "--method", "ranking", "--k", "2",
                                                       "--trust-weights", "--weights", str(path), "--out", str(out),
-                                                      *TINY]}}))
+                                                      *TINY_LOADED]}}))
     code, _, err = run_main(["rerun", str(result)], capsys)
     assert code == 2 and not marker.exists()
     assert "warning:" in err and "does not: add --trust-weights" in err
@@ -268,3 +270,37 @@ def test_u13_non_finite_loss_before_any_update_does_not_blame_the_lr():
     assert "lower --lr" not in divergence_message("pretraining", 0, float("nan"))
     assert "before any update" in divergence_message("pretraining", 0, float("nan"))
     assert divergence_message("pretraining", 5, float("inf")).endswith("lower --lr")
+
+
+# ---- the other commands that read weight files -----------------------------------------------------
+
+def test_retrieve_refuses_an_unsafe_checkpoint_and_takes_the_opt_in(tmp_path, capsys):
+    path, marker = _evil(tmp_path)
+    grid = tmp_path / "grid.png"
+    args = ["retrieve", "--checkpoint", str(path), "--dataset", "synth-au", "--out", str(grid),
+            "--from", str(tmp_path / "out"), "--data-option", "synth-au.subjects=6"]
+    code, _, err = run_main(args, capsys)
+    _one_refusal(code, err, path)
+    assert not marker.exists() and not grid.exists()
+    code, _, err = run_main([*args, "--trust-weights"], capsys)
+    assert marker.exists()  # trusted: the file was unpickled in full (and then is not an ssfbench checkpoint)
+    assert code == 2 and "not an ssfbench checkpoint" in err and not grid.exists()
+
+
+def test_mock_run_reads_weights_under_its_opt_in(tmp_path, capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    import ssfbench.pipeline.mockrun as mockrun
+
+    path, marker = _evil(tmp_path)
+
+    def reads_a_weights_file(*args, **kwargs):  # a plugin whose setting names a weights file
+        read_torch_file(path, "weights file")
+        return SimpleNamespace(lines=lambda: ["PASS read"], warnings=[], ok=True)
+
+    monkeypatch.setattr(mockrun, "mock_run", reads_a_weights_file)
+    code, _, err = run_main(["mock-run", "--method", "ranking"], capsys)
+    _one_refusal(code, err, path)
+    assert not marker.exists()
+    code, out, err = run_main(["mock-run", "--method", "ranking", "--trust-weights"], capsys)
+    assert code == 0 and out == "PASS read\n" and marker.exists(), err

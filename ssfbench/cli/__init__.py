@@ -21,7 +21,13 @@ import sys
 import click
 
 from ssfbench.cli import bench, datasets, faces, listing, mockrun, report, rerun, run, synth, weights
-from ssfbench.cli.diagnostics import configure_logging, debug_from_env, print_traceback
+from ssfbench.cli.diagnostics import (
+    configure_logging,
+    debug_from_env,
+    one_line_warnings,
+    os_error_line,
+    print_traceback,
+)
 from ssfbench.cli.options import expand_list_options
 from ssfbench.errors import UserError
 
@@ -58,19 +64,31 @@ for _command in (*run.COMMANDS, synth.synth, listing.list_cmd, mockrun.mock_run_
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: expand list options, run click, and end every failure the user can act
-    on in one line on stderr: ``error: ...`` with exit code 2 for a :class:`UserError` (plus the
-    traceback in debug mode), ``interrupted: ...`` with exit code 130 for Ctrl-C, and a usage error
-    (bad or unknown option) as one ``error:`` line naming the option, exit code 2. Returns normally when the command succeeded."""
+    on in one line on stderr: ``error: ...`` with exit code 2 for a :class:`UserError` and for an
+    ``OSError`` that names a file (a read-only folder, a path through a regular file: the path and
+    the reason; plus the traceback in debug mode), ``interrupted: ...`` with exit code 130 for
+    Ctrl-C, and a usage error (bad or unknown option) as one ``error:`` line naming the option, exit
+    code 2. Warnings are shown as one ``warning: ...`` line each
+    (:func:`~ssfbench.cli.diagnostics.one_line_warnings`). Returns normally when the command
+    succeeded."""
     given = list(sys.argv[1:] if argv is None else argv)
     obj = {"argv": ["ssfbench", *given], "debug": debug_from_env()}
     configure_logging(obj["debug"])
     try:
-        cli.main(args=expand_list_options(given), prog_name="ssfbench", standalone_mode=False, obj=obj)
+        with one_line_warnings(lambda: bool(obj["debug"])):
+            cli.main(args=expand_list_options(given), prog_name="ssfbench", standalone_mode=False, obj=obj)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         if obj["debug"]:
             print_traceback(exc)
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        if exc.filename is None:  # not about a file the user named: a bug to report, with its traceback
+            raise
+        click.echo(f"error: {os_error_line(exc)}", err=True)
+        if obj["debug"]:
+            print_traceback(exc)
+        sys.exit(2)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort
         click.echo(INTERRUPTED, err=True)
         if obj["debug"]:

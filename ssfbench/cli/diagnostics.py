@@ -1,13 +1,18 @@
 """How much the command line says about itself: whether debug output is on (``--debug`` or
-``SSFBENCH_DEBUG``), the logging setup that carries the library's messages to stderr, and the
-full traceback (every chained exception, ``raise ... from None`` included) printed in debug mode."""
+``SSFBENCH_DEBUG``), the logging setup that carries the library's messages to stderr, warnings as
+one ``warning: ...`` line each, the one line an ``OSError`` about a file becomes, and the full
+traceback (every chained exception, ``raise ... from None`` included) printed in debug mode."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TextIO
 
 #: environment variable that turns debug output on like ``--debug`` (any value but "", 0, false, no, off)
@@ -43,6 +48,55 @@ def configure_logging(debug: bool) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.propagate = False
+
+
+def warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 line: str | None = None, *, debug: bool = False) -> str:
+    """A warning as the CLI shows it: one ``warning: <message>`` line (ending in a newline; a
+    multi-line message is joined with ``; ``). ssfbench's own warnings (datasets, result files,
+    caches, plugins) speak for themselves; another library's also name their class and module, and
+    with ``debug`` every warning names where it was raised. ``line`` (the source line Python's own
+    format prints) is never shown."""
+    text = "; ".join(part.strip() for part in str(message).splitlines() if part.strip()) or category.__name__
+    own = category.__module__.split(".")[0] == LOGGER_NAME
+    if debug:
+        text += f" ({category.__name__} at {filename}:{lineno})"
+    elif not own:
+        text += f" ({category.__name__} from {Path(filename).stem if filename else 'unknown'})"
+    return f"warning: {text}\n"
+
+
+@contextlib.contextmanager
+def one_line_warnings(debug: bool | Callable[[], bool] = False) -> Iterator[None]:
+    """Within the block, every warning that reaches stderr is one line (:func:`warning_line`) instead
+    of Python's ``path.py:169: DatasetWarning: ...`` plus the source line. It replaces
+    ``warnings.formatwarning``, which Python's ``showwarning`` (and ``logging.captureWarnings``) format
+    with, rather than ``showwarning`` itself, so code that records warnings
+    (``warnings.catch_warnings(record=True)``, ``pytest.warns``) still receives them as warning
+    objects. ``debug`` (or a function saying it, asked at each warning: ``--debug`` is parsed inside
+    the block) adds where each warning was raised; the previous format is restored after."""
+
+    def formatwarning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      line: str | None = None) -> str:
+        return warning_line(message, category, filename, lineno, line,
+                            debug=debug() if callable(debug) else debug)
+
+    previous = warnings.formatwarning
+    warnings.formatwarning = formatwarning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
+def os_error_line(exc: OSError) -> str:
+    """The one line an ``OSError`` about a file ends a command with (after ``error:``): the path (both
+    paths of a rename) and the system's reason, e.g. ``out/plot.png: Read-only file system``."""
+    where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+    reason = exc.strerror or type(exc).__name__
+    if isinstance(exc, FileExistsError) and exc.filename2 is None and not Path(exc.filename).is_dir():
+        reason = "is a file, where a folder is needed"  # mkdir(parents=True) of a path through a file
+    return f"{where}: {reason}"
 
 
 def exception_chain(exc: BaseException) -> list[tuple[BaseException, str | None]]:

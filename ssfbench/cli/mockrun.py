@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+from ssfbench.cli.options import trust_weights_option
+
 
 @click.command("mock-run")
 @click.option("--method", "method_name", required=True, help="Registered method name (built-in or plugin).")
@@ -14,6 +16,7 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Check the method with this setting instead of its default (repeatable), as `run --set` takes it.")
+@trust_weights_option("the weight files the check reads (its checkpoint round trip, files a setting names)")
 def mock_run_cmd(method_name: str, backbone: str, image_size: int, steps: int, seed: int,
                  settings: tuple[str, ...]) -> None:
     """Check a method against the contract in about a minute on tiny synthetic data (CPU): it

@@ -172,6 +172,23 @@ def _under_trust(command: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
+def trust_weights_option(files: str) -> Callable[[F], F]:
+    """A command's ``--trust-weights`` flag: the command runs under
+    :func:`ssfbench.runtime.safeload.trusting` of it, so the weight files it reads (``files``, as the
+    help names them) may create the pickled Python objects they hold. For the commands outside
+    :data:`RUN_OPTIONS` (``retrieve``, ``mock-run``); ``run`` and its stages take it from there."""
+
+    def decorate(command: F) -> F:
+        option = click.option(
+            "--trust-weights", is_flag=True,
+            help=f"Let {files} create the pickled Python objects they hold (which can run any code): only for "
+                 "files from a source you trust. Without it such a file is refused; `ssfbench weights convert` "
+                 "makes a .safetensors copy that needs no trust. See docs/security.md.")
+        return option(_under_trust(command))
+
+    return decorate
+
+
 def run_options(command: F) -> F:
     """Decorate ``command`` with every option of :data:`RUN_OPTIONS`, in the order listed
     (``--trust-weights`` is consumed here: the command runs under :func:`ssfbench.runtime.safeload.trusting`)."""

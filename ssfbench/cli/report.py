@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ssfbench.cli.options import parse_data_options
+from ssfbench.cli.options import parse_data_options, trust_weights_option
 from ssfbench.errors import UserError
 
 DEFAULT_OUT = Path("ssfbench-out")
@@ -257,6 +257,7 @@ def _bootstrap_frame(sources: dict, datasets: tuple[str, ...], vs: tuple[str, st
 @click.option("--keep-same-subject", is_flag=True, help="Also retrieve frames of the query's subject (excluded by default).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the query choice.")
 @click.option("--device", default="cpu", show_default=True, help="Device for embedding with --checkpoint.")
+@trust_weights_option("the --checkpoint files")
 @click.pass_context
 def retrieve_cmd(ctx: click.Context, methods: tuple[str, ...], runs: tuple[str, ...], checkpoints: tuple[Path, ...],
                  dataset: str, queries: int, top: int, out: Path, source_dir: Path, root: Path | None,

@@ -139,6 +139,13 @@ def with_recipe(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def given_options() -> set[str]:
+    """The parameter names of the current command whose values were given (command line, ``--config``
+    file or environment), not left at their defaults."""
+    ctx = click.get_current_context()
+    return {p.name for p in ctx.command.params if p.name and ctx.get_parameter_source(p.name) in EXPLICIT}
+
+
 def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], steps: int | None, epochs: int | None,
             image_size: int, backbone: str, pretrained: str | None, weights: Path | None, bn_stats: str, seed: int,
             seeds: tuple[int, ...], datasets: tuple[str, ...], roots: tuple[str, ...], pretrain_data: str,
@@ -164,7 +171,7 @@ def execute(stop_after: str | None, *, method_name: str, ks: tuple[int, ...], st
                      progress=not quiet, resume=resume, checkpoint_every=checkpoint_every,
                      embed_batch_size=embed_batch_size, check_sync_every=check_sync_every, stop_after=stop_after,
                      reuse_only=reuse_only, init_control=init_control, log=log, precision=precision, recipe=recipe,
-                     argv=recorded_argv())
+                     argv=recorded_argv(), given=given_options())
 
     def show(output: RunOutput) -> None:
         if stop_after is None:

@@ -9,9 +9,10 @@ and leaderboard rows as the command with the same options.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,13 +37,19 @@ def base_spec(method: str, *, ks: Sequence[int] = (), steps: int | None = None, 
               checkpoint_every: int = 0, embed_batch_size: int = 256, check_sync_every: int = 0,
               stop_after: str | None = None, reuse_only: bool = False, init_control: bool = True,
               log: str | None = None, epochs: int | None = None, precision: str = "auto",
-              recipe: Mapping[str, Any] | None = None, argv: Sequence[str] = ()) -> RunSpec:
+              recipe: Mapping[str, Any] | None = None, argv: Sequence[str] = (),
+              given: Collection[str] | None = None) -> RunSpec:
     """The :class:`~ssfbench.pipeline.runner.RunSpec` every run of a sweep starts from (seed and ``k`` are set
     per run by :func:`sweep`), after the checks ``ssfbench run`` makes on its options: any problem is
     one :class:`UserError` naming the option, raised before any work. ``image_size`` None is the
     harness default; ``datasets`` empty is the default evaluation sets (none for ``stop_after
     == "pretrain"``); ``settings`` are ``--set`` values (strings are cast to the setting's type);
-    ``recipe`` is the record of a recipe already applied to these options (:func:`apply_recipe`)."""
+    ``recipe`` is the record of a recipe already applied to these options (:func:`apply_recipe`).
+
+    With ``weights`` (an ssfbench checkpoint), the run is the checkpoint's: its method settings,
+    backbone and image size are used (:func:`checkpoint_options`), and an option the caller gave that
+    contradicts them, ``steps``/``epochs`` (nothing is pretrained) or a ``recipe`` is a UserError.
+    ``given`` names the keywords the caller gave explicitly (None: those whose value is not the default)."""
     from ssfbench.pipeline.runner import DEFAULT_EVAL_DATASETS, DEFAULT_IMAGE_SIZE, DEFAULT_STEPS, RunSpec
 
     if any(k < 1 for k in ks):
@@ -72,6 +79,21 @@ def base_spec(method: str, *, ks: Sequence[int] = (), steps: int | None = None, 
         raise UserError(f"{weights}: weights file not found")
     if steps is not None and epochs is not None:
         raise UserError("give --steps or --epochs, not both")
+    if weights is not None and not _trains_on_labels(method):  # those refuse --weights in the runner
+        if given is None:
+            given = {name for name, value, default in (("image_size", image_size, DEFAULT_IMAGE_SIZE),
+                                                        ("backbone", backbone, "resnet18"),
+                                                        ("pretrained", pretrained, None)) if value != default}
+        if recipe is not None:
+            raise UserError(f"--recipe {recipe['name']}: a recipe says how to pretrain, and --weights {weights} "
+                            "is loaded, not pretrained; leave one out")
+        for name, value in (("steps", steps), ("epochs", epochs)):
+            if value is not None:
+                raise UserError(f"--{name} {value}: nothing is pretrained with --weights {weights} (the encoder is "
+                                f"loaded from it); leave --{name} out")
+        overrides, backbone, image_size = checkpoint_options(
+            method, weights, ks=ks, overrides=overrides, backbone=backbone, image_size=image_size,
+            pretrained=pretrained, given=given)
     if steps is not None and steps < 0:
         raise UserError(f"--steps must be >= 0, got {steps}")
     return RunSpec(method=method, overrides=overrides, backbone=backbone, image_size=image_size,
@@ -85,6 +107,71 @@ def base_spec(method: str, *, ks: Sequence[int] = (), steps: int | None = None, 
                    embed_batch_size=embed_batch_size, argv=tuple(argv), stop_after=stop_after,
                    sync_check_every=check_sync_every, reuse_only=reuse_only, init_control=init_control, log=log,
                    precision=precision, epochs=epochs, recipe=dict(recipe) if recipe is not None else None)
+
+
+def _trains_on_labels(method: str) -> bool:
+    """Whether ``method`` trains on each fold's labels (``Method.needs_labels``: its ``--steps`` are fine-tuning steps)."""
+    from ssfbench.api.registry import get_method
+
+    return bool(get_method(method).needs_labels)
+
+
+#: the command-line option that sets a method setting (the others go through ``--set KEY=VALUE``)
+SETTING_OPTIONS = {"lr": "--lr", "batch_size": "--batch-size", K_AXIS: "--k"}
+
+
+def _option_text(key: str, value: Any) -> str:
+    """How the command line gives method setting ``key`` = ``value`` (``--k 1``, ``--set margin=0.1``)."""
+    return f"{SETTING_OPTIONS[key]} {value}" if key in SETTING_OPTIONS else f"--set {key}={value}"
+
+
+def checkpoint_options(method: str, weights: Path, *, ks: Sequence[int], overrides: Mapping[str, Any], backbone: str,
+                       image_size: int, pretrained: str | None,
+                       given: Collection[str]) -> tuple[dict[str, Any], str, int]:
+    """The method settings (``overrides``), backbone and image size of a ``--weights`` run, taken from
+    the ssfbench checkpoint ``weights`` holds: evaluating a file is evaluating what it was trained as,
+    so its row, variant and result record must say so (a k=2 checkpoint is "Ranking k=2", whatever
+    the method's default). A value the caller gave (an ``overrides`` key, ``ks``, or a name in ``given``:
+    ``backbone``, ``image_size``, ``pretrained``) that differs from the checkpoint's is a
+    :class:`UserError` naming both. A file that is not an ssfbench checkpoint (a released layout, a
+    method's own ``weights_format``) records no settings: the given values are returned unchanged."""
+    from ssfbench.api.checkpoint import FORMAT
+    from ssfbench.api.registry import get_method
+    from ssfbench.runtime.safeload import read_torch_file
+
+    cls = get_method(method)
+    if cls.weights_format is not None:
+        return dict(overrides), backbone, image_size
+    payload = read_torch_file(weights, "weights file")
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT or payload.get("method") != method:
+        return dict(overrides), backbone, image_size  # released layouts; another method's checkpoint: load_weights says so
+    trained = f"{weights} was trained with"
+    try:
+        asked = cls.Config().replace(**overrides).to_dict()
+    except (KeyError, TypeError, ValueError):
+        return dict(overrides), backbone, image_size  # build_method names the bad setting
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    saved = {key: value for key, value in dict(payload.get("config") or {}).items() if key in fields}
+    out = dict(overrides)
+    for key, value in saved.items():
+        if key == K_AXIS and ks:
+            wrong = [k for k in dict.fromkeys(ks) if k != value]
+            if wrong:
+                raise UserError(f"--k {' '.join(map(str, dict.fromkeys(ks)))}: {trained} k={value}; leave --k out "
+                                "(the checkpoint's settings are used) or give --k " + str(value))
+        elif key in overrides and asked.get(key) != value:
+            raise UserError(f"{_option_text(key, overrides[key])}: {trained} {key}={value}; leave it out (the "
+                            f"checkpoint's settings are used) or give {_option_text(key, value)}")
+        elif key not in overrides and asked.get(key, value) != value:
+            out[key] = value
+    for name, current, flag in (("backbone", backbone, "--backbone"), ("image_size", image_size, "--image-size"),
+                                ("pretrained", pretrained, "--pretrained")):
+        value = payload.get(name)
+        if name in given and current != value:
+            said = f"{flag.removeprefix('--')} {value}" if value is not None else f"no {flag}"
+            raise UserError(f"{flag} {current}: {trained} {said}; leave {flag} out "
+                            "(the checkpoint's settings are used)" + (f" or give {flag} {value}" if value else ""))
+    return out, str(payload.get("backbone", backbone)), int(payload.get("image_size", image_size))
 
 
 @dataclass
@@ -263,5 +350,5 @@ def command_line(method: str, **options: Any) -> tuple[str, ...]:
     return tuple(argv)
 
 
-__all__ = ["K_AXIS", "Sweep", "base_spec", "sweep", "run", "epochs_to_steps", "command_line",
+__all__ = ["K_AXIS", "Sweep", "base_spec", "checkpoint_options", "sweep", "run", "epochs_to_steps", "command_line",
            "apply_recipe"]

@@ -14,6 +14,7 @@ import numpy as np
 
 from ssfbench.errors import UserError
 from ssfbench.report.compare import ComparisonTable
+from ssfbench.runtime.fileio import atomic_savefig
 
 MAX_ROWS = 12
 PAPER_HATCH = "///"
@@ -126,8 +127,10 @@ def grouped_bars(tables: Sequence[ComparisonTable], path: Path) -> Path:
     fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, fontsize=9)
     legend_rows = int(np.ceil(len(handles) / ncol))
     fig.tight_layout(rect=(0, 0.3 * legend_rows / (3.6 * len(tables) + 0.5), 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        atomic_savefig(fig, Path(path), dpi=120)
+    finally:
+        plt.close(fig)
     return Path(path)
 
 

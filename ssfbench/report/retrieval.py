@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ssfbench.errors import UserError
+from ssfbench.runtime.fileio import atomic_savefig
 from ssfbench.runtime.layout import OutputLayout
 
 UNKNOWN = -1
@@ -287,8 +288,10 @@ def retrieval_grid(path: Path, *, query_images: Sequence[np.ndarray], results: S
                  f"(chance {s.chance:.2f}, {s.n_queries} queries)", ha="center", va="top", fontsize=9, weight="bold")
     fig.text(0.01, 0.005, "frame colour: green = relevant (same class / all AUs agree), orange = partial AU "
              "agreement (J = Jaccard of active AUs), red = not relevant", fontsize=7, color="#444444", va="bottom")
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        atomic_savefig(fig, Path(path))
+    finally:
+        plt.close(fig)
     return Path(path)
 
 

@@ -39,7 +39,12 @@ def atomic_write_bytes(path: Path, write: Callable[[str], Any]) -> None:
     any exception ``path`` is left as it was. A full disk becomes the one-line :class:`UserError`
     ``disk full while writing <path>``. The one atomic writer: checkpoints, caches, results."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # a read-only folder: name the file asked for, not the temporary one
+        if is_disk_full(exc):
+            raise UserError(f"disk full while writing {path}") from None
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
     os.close(fd)
     try:
         write(tmp)
@@ -63,6 +68,15 @@ def atomic_write_json(path: Path, data: Any) -> None:
             json.dump(data, f, indent=2, sort_keys=True, default=str)
             f.write("\n")
     atomic_write_bytes(path, write)
+
+
+def atomic_savefig(figure: Any, path: Path, **savefig_kwargs: Any) -> Path:
+    """Save a matplotlib ``figure`` to ``path`` atomically (:func:`atomic_write_bytes`), in the format
+    its suffix names (PNG when it has none), and return ``path``."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    atomic_write_bytes(path, lambda tmp: figure.savefig(tmp, format=fmt, **savefig_kwargs))
+    return path
 
 
 def sha256_file(path: Path) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ssfbench.errors import UserError
-from ssfbench.runtime.fileio import atomic_write_bytes
+from ssfbench.runtime.fileio import atomic_savefig, atomic_write_bytes
 from ssfbench.runtime.layout import CHECKPOINT_RECORD, CURVE, TENSORBOARD_DIR
 
 #: the keys of one step row (``LoopState.steps``)
@@ -233,8 +233,10 @@ def plot_curves(curves: Mapping[str, Any], path: Path) -> Path:
     ncol = min(len(labels), 3) or 1
     fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False, fontsize=9)
     fig.tight_layout(rect=(0, (0.25 * math.ceil(len(labels) / ncol) + 0.15) / fig.get_figheight(), 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        atomic_savefig(fig, Path(path), dpi=110)
+    finally:
+        plt.close(fig)
     return Path(path)
 
 
