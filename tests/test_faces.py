@@ -102,7 +102,7 @@ def test_no_face_anywhere_is_one_error_line(tmp_path, capsys):
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert lines == [f"error: no face found in any of the 1 input image(s); dlib's frontal detector misses faces "
                      f"smaller than about 40 px ({tmp_path / 'o'}/faces.json lists them)"]
-    assert f"no face: {tmp_path / 'wall.png'}" in err  # named even when no image had a face (issue 26, 2)
+    assert f"no face: {tmp_path / 'wall.png'}" in err  # named even when no image had a face
     assert not list((tmp_path / "o").glob("*.png"))
     rc, _, err = run_main(["faces", "align", str(tmp_path / "nothing.png"), "--out", str(tmp_path / "o")], capsys)
     assert rc == 2 and err.strip() == f"error: {tmp_path / 'nothing.png'}: no such image or folder"

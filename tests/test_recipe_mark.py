@@ -1,5 +1,5 @@
-"""Issue 24's test "a real-data replica run without a recipe is marked ‡; with ``--recipe paper`` it is
-not", on the BP4D layout replica (tests/replicas.py).
+"""A real-data replica run without a recipe is marked ‡; with ``--recipe paper`` it is
+not, on the BP4D layout replica (tests/replicas.py).
 
 (a) A run pretrained with the harness's own settings is marked ‡ in ``compare`` and its leaderboard
     CSV's ``recipe`` column says which settings differ from the paper's recipe.

@@ -1,4 +1,4 @@
-"""No file runs code unless the user trusts it (issue 26, item 1).
+"""No file runs code unless the user trusts it.
 
 A ``.pth`` whose unpickling would create a marker file is given to ``--weights``, ``--pretrained``,
 ``rerun`` and as a run's resume ``last.pt``: no marker appears, each ends in one ``error:`` line
@@ -212,7 +212,7 @@ def test_convert_refuses_bad_out(tmp_path, capsys):
         read_torch_file(tmp_path / "missing.pth", "weights file")
 
 
-# ---- tour cases (issue 26) -------------------------------------------------------------------------
+# ---- bad inputs a new user tried ---------------------------------------------------------------
 
 def test_u12_negative_list_values_name_the_option(capsys):
     code, _, err = run_main(["run", "--method", "ranking", "--k", "-1"], capsys)

@@ -1,4 +1,4 @@
-"""Issue 26's tour cases S4, T8 and U2, replayed through the command line.
+"""Bad command-line inputs a new user tried (S4, T8, U2 of the tour), replayed through the command line.
 
 - S4: ``run --weights <a k=2 checkpoint>`` takes the checkpoint's settings (the row says k=2, the JSON
   records k=2 and the checkpoint's batch); an option that contradicts the checkpoint, ``--steps``,

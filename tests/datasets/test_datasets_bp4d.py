@@ -59,7 +59,7 @@ def test_frame_to_file_mapping_and_faces_detected_else_centre_square(ds, replica
     from ssfbench.datasets._real_frames import NO_FACE
 
     # no landmark list: dlib looks for a face; the replica's frames have none, so each is counted
-    # and cut to its centre square (no warning per frame: the run prints one line, issue 27)
+    # and cut to its centre square (no warning per frame: the run prints one line)
     image = ds.read_image(0)  # F001/T1 frame 10 -> file 0010.jpg: red = 100 in rows 4..35 of a 40x32 image
     assert ds.face_ways()[0] == NO_FACE
     assert image.shape == (32, 32, 3) and image.dtype == np.uint8

@@ -126,7 +126,7 @@ def test_cli_run_on_bp4d(roots, tmp_path, capsys):
     with h5py.File(result["cache"]) as f:
         assert json.loads(f.attrs["face_preprocessing"])["crop"] == "aligned"
         assert f.attrs["dataset_fingerprint"] == BP4D.open(roots["bp4d"], image_size=32).fingerprint()
-    # recorded in the result too, with the counts: no frame holds a face, so none is the paper's way (issue 27)
+    # recorded in the result too, with the counts: no frame holds a face, so none is the paper's way
     assert result["face_preprocessing"]["paper"] is False and result["face_preprocessing"]["paper_percent"] == 0.0
     assert result["faces_found"] == {"no face detected (centre square)": 126}
     assert "AU24" in capsys.readouterr().out

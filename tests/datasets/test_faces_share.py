@@ -1,4 +1,4 @@
-"""Issue 27 (the share of frames prepared the paper's way, and the † mark) and issue 26 items 3 and
+"""The share of frames prepared the paper's way and the † mark, and verify
 U1 (verify without dlib; a copy with full landmarks names no detector), on the layout replicas."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 26's tour of bad inputs on replicas of the official layouts, one test per case: each ends
+"""A tour of bad inputs on replicas of the official layouts, one test per case: each ends
 in one ``error:`` line naming the file or option and what was expected (exit code 2, nothing
 written that looks like a result), or in one report line naming the file and what was left out.
 
