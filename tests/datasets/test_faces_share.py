@@ -1,5 +1,5 @@
-"""The share of frames prepared the paper's way and the † mark, and verify
-U1 (verify without dlib; a copy with full landmarks names no detector), on the layout replicas."""
+"""The share of frames prepared the paper's way and the † mark, and ``datasets verify`` without dlib
+(a copy with full landmarks names no detector), on the layout replicas."""
 
 from __future__ import annotations
 
