@@ -23,13 +23,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ssfbench import _legacy_paths
-
-__version__ = "0.1.0"
-
-#: Version of the evaluation protocol (probe, folds, metrics, encoder initialisation, floors). A changed
-#: default is a new version. 2: every layer live at initialisation (no zero-initialised residual
-#: branches); untrained encoders evaluated with BatchNorm statistics of pretraining frames.
-PROTOCOL_VERSION = "2"
+from ssfbench.version import PROTOCOL_VERSION, __version__
 
 _legacy_paths.install()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-import ssfbench
+from ssfbench import version
 from ssfbench.api.method import Method
 from ssfbench.errors import UserError
 from ssfbench.runtime.fileio import atomic_write_bytes, atomic_write_json, sha256_file
@@ -29,7 +29,7 @@ def method_record(method: Method) -> dict[str, Any]:
         "pretrained": method.pretrained,
         "preprocess": method.preprocess.to_dict(),
         "embed_dim": method.embed_dim,
-        "ssfbench_version": ssfbench.__version__,
+        "ssfbench_version": version.__version__,
         # the backbone weights' identity (ssfbench.nn.weights), only when there are some: default records unchanged
         **({"pretrained_weights": method.pretrained_weights} if getattr(method, "pretrained_weights", None) else {}),
     }

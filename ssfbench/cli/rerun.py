@@ -56,7 +56,7 @@ def provenance_differences(record: dict) -> list[str]:
     """How the code that made ``record`` differs from the code about to rerun it, one sentence each:
     another commit, uncommitted changes then or now, another protocol version, result schema or
     ssfbench version (nothing when the record names none of them: it cannot say)."""
-    import ssfbench
+    from ssfbench import version
     from ssfbench.pipeline.runner import git_revision
     from ssfbench.results.records import SCHEMA
 
@@ -69,9 +69,9 @@ def provenance_differences(record: dict) -> list[str]:
     if then.get("dirty"):
         out.append(f"made with uncommitted changes to commit {str(then.get('commit', '?'))[:12]}: "
                    "that code is not in any commit")
-    for key, current, what in (("protocol_version", ssfbench.PROTOCOL_VERSION, "protocol"),
+    for key, current, what in (("protocol_version", version.PROTOCOL_VERSION, "protocol"),
                                ("schema", SCHEMA, "result schema"),
-                               ("ssfbench_version", ssfbench.__version__, "ssfbench version")):
+                               ("ssfbench_version", version.__version__, "ssfbench version")):
         if record.get(key) is not None and str(record[key]) != str(current):
             out.append(f"made under {what} {record[key]}, rerun under {current}")
     return out

@@ -7,7 +7,7 @@ complete, so a reader never sees a partial file. A cache whose key attributes di
 request is never used silently: it is refused (:class:`CacheMismatch`) or recomputed with a
 warning, depending on the ``overwrite`` policy of :func:`cached_embeddings`. ``protocol_version``
 is one of the key attributes; when a caller does not give it, the current
-``ssfbench.PROTOCOL_VERSION`` is filled in.
+``ssfbench.version.PROTOCOL_VERSION`` is filled in.
 
 Resumable writes (``cached_embeddings(..., compute_from=...)``): rows are appended block by block
 to ``.<name>.partial`` beside the cache (never at its path), with ``complete=False`` and a
@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 from filelock import FileLock
 
-import ssfbench
+from ssfbench import version
 from ssfbench.errors import UserError, is_disk_full
 from ssfbench.runtime.fileio import atomic_write_bytes, fsync_path, new_file_mode
 
@@ -71,7 +71,7 @@ def cache_attributes(method: Any, digest: str, dataset: Any) -> dict[str, Any]:
     attrs = {"method": method.name, "checkpoint_sha256": digest, "dataset": dataset.name,
              "dataset_fingerprint": dataset.fingerprint(), "preprocess": method.preprocess.to_json(),
              "face_preprocessing": json.dumps(dataset.preprocessing(), sort_keys=True),
-             "ssfbench_version": ssfbench.__version__, "protocol_version": ssfbench.PROTOCOL_VERSION}
+             "ssfbench_version": version.__version__, "protocol_version": version.PROTOCOL_VERSION}
     if getattr(method, "pretrained_weights", None):
         attrs["pretrained_weights"] = json.dumps(method.pretrained_weights, sort_keys=True)
     assert set(CACHE_KEY_ATTRS) <= set(attrs) <= set(CACHE_ATTRS), "cache_attributes and CACHE_ATTRS disagree"
@@ -115,7 +115,7 @@ def _canonical(name: str, value: Any) -> Any:
 
 def _with_defaults(attrs: Mapping[str, Any]) -> dict[str, Any]:
     """``attrs`` with ``protocol_version`` filled in (the current protocol) when absent."""
-    return {"protocol_version": ssfbench.PROTOCOL_VERSION, **attrs}
+    return {"protocol_version": version.PROTOCOL_VERSION, **attrs}
 
 
 def partial_path(path: str | os.PathLike) -> Path:

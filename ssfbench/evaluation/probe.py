@@ -2,7 +2,7 @@
 with class-weighted BCE on cached embeddings, unknown (-1) labels masked out of the loss.
 
 ``PROBE_DEFAULTS`` is part of the evaluation protocol: results record the resolved
-hyperparameters, and changing a default means a new ``ssfbench.PROTOCOL_VERSION``.
+hyperparameters, and changing a default means a new ``ssfbench.version.PROTOCOL_VERSION``.
 """
 
 from __future__ import annotations

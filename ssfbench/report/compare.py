@@ -140,6 +140,10 @@ class ComparisonTable:
 # ---- where the CSVs are ---------------------------------------------------------------------
 
 
+#: the repository root when running from a source checkout (the fallback of the data packages)
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
 def _package_dir(package: str, fallback: Path) -> Path | None:
     """The folder of data package ``package`` (installed), else ``fallback`` in a source checkout."""
     import importlib.resources
@@ -153,9 +157,7 @@ def _package_dir(package: str, fallback: Path) -> Path | None:
 
 def paper_dir() -> Path:
     """The folder of the paper's CSVs (``ssfbench.paper_tables``)."""
-    import ssfbench
-
-    path = _package_dir("ssfbench.paper_tables", Path(ssfbench.__file__).resolve().parents[1] / "results" / "paper")
+    path = _package_dir("ssfbench.paper_tables", CHECKOUT / "results" / "paper")
     if path is None:
         raise UserError("the paper's tables (ssfbench.paper_tables) are not installed; reinstall ssfbench")
     return path
@@ -163,9 +165,7 @@ def paper_dir() -> Path:
 
 def committed_dir() -> Path | None:
     """The folder of the committed leaderboards (``ssfbench.leaderboards``), if there is one."""
-    import ssfbench
-
-    return _package_dir("ssfbench.leaderboards", Path(ssfbench.__file__).resolve().parents[1] / "results")
+    return _package_dir("ssfbench.leaderboards", CHECKOUT / "results")
 
 
 def read_table_csv(path: Path) -> pd.DataFrame:
