@@ -153,9 +153,10 @@ def sweep(base: RunSpec, *, ks: Sequence[int] = (), seeds: Sequence[int] = (), s
 def epochs_to_steps(spec: RunSpec, epochs: int) -> int:
     """Steps that make ``epochs`` passes over the pretraining videos' training split (a step visits
     ``ceil(batch / windows_per_visit)`` videos, one with ``anchor=fixed``: see
-    :class:`ssfbench.train.pretrain.WindowBatches`)."""
+    :class:`ssfbench.train.windows.WindowBatches`)."""
     from ssfbench.pipeline.runner import build_method, open_dataset
-    from ssfbench.train.pretrain import PretrainSettings, split_videos, windows_per_visit
+    from ssfbench.train.pretrain import PretrainSettings
+    from ssfbench.train.windows import split_videos, windows_per_visit
 
     method = build_method(spec)
     videos = open_dataset(spec.pretrain_data, spec)
