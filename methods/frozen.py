@@ -7,7 +7,7 @@ statistics are the weights' own, and the preprocessing is the weights' data conf
 ``pretrained_cfg``: input size, mean/std, crop fraction; ``--set input_size=..``/``crop_pct=..``
 override it). ``--pretrained imagenet`` on ``resnet18`` is the ranking paper's starting point,
 torchvision's ImageNet ResNet-18: the row "ResNet-18 ImageNet (torchvision)", which is also the
-step-0 control of every method pretrained from those weights (:func:`ssfbench.pipeline.runner.init_control_spec`).
+step-0 control of every method pretrained from those weights (:func:`ssfbench.pipeline.spec.init_control_spec`).
 """
 
 from __future__ import annotations

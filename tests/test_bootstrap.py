@@ -109,13 +109,13 @@ def test_predictions_round_trip_atomically(tmp_path):
 
 def test_the_runner_keeps_every_test_frame_and_write_result_saves_them(tmp_path, monkeypatch):
     from ssfbench.datasets.synthetic import SynthAU
-    from ssfbench.pipeline import runner
-    from ssfbench.pipeline.runner import probe_dataset
+    from ssfbench.evaluation import protocol
+    from ssfbench.evaluation.protocol import probe_dataset
 
     ds = SynthAU.open(image_size=16, subjects=6, videos_per_subject=1, frames=20, stride=5)
     x = np.random.default_rng(0).normal(size=(len(ds), 4)).astype(np.float32)
     # the probe itself is tested in test_probe.py; here only what probe_dataset keeps matters
-    monkeypatch.setattr(runner, "fit_predict", lambda xtr, ytr, xte, seed=0, **hp: np.full((len(xte), ytr.shape[1]), 0.6,
+    monkeypatch.setattr(protocol, "fit_predict", lambda xtr, ytr, xte, seed=0, **hp: np.full((len(xte), ytr.shape[1]), 0.6,
                                                                                       np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -20,7 +20,7 @@ from ssfbench.api.registry import get_method
 from ssfbench.datasets.synthetic import SynthAU, SynthVox
 from ssfbench.evaluation.embed import iter_embeddings
 from ssfbench.runtime.distributed import World, check_identical, parameter_digest, shutdown, world
-from ssfbench.train.pretrain import WindowBatches, split_videos
+from ssfbench.train.windows import WindowBatches, split_videos
 
 COMMON = ["--method", "ranking", "--k", "1", "--steps", "6", "--image-size", "32", "--batch-size", "4",
           "--device", "cpu", "--workers", "0", "--quiet", "--data-option", "synth-vox.identities=10"]

@@ -9,7 +9,7 @@ from ssfbench.api.method import MethodConfig
 from ssfbench.api.registry import get_dataset, get_method, list_datasets
 from ssfbench.api.settings import Option, cast, cast_like, resolve_options
 from ssfbench.errors import UserError
-from ssfbench.pipeline.runner import RunSpec, open_dataset
+from ssfbench.pipeline.spec import RunSpec, open_dataset
 
 
 @pytest.mark.parametrize("text, want", [("true", True), ("False", False), (" yes ", True), ("no", False),

@@ -191,7 +191,7 @@ def test_frozen_imagenet_row_records_the_weights(caches, capsys, tmp_path):
 
 
 def test_frozen_default_preprocessing_is_the_weights_data_config(caches):
-    from ssfbench.pipeline.runner import RunSpec, build_method
+    from ssfbench.pipeline.spec import RunSpec, build_method
 
     torch.save(torchvision_resnet18().state_dict(), caches / "resnet18-f37072fd.pth")
     method = build_method(RunSpec(method="frozen", pretrained="imagenet", image_size=32))
@@ -204,7 +204,7 @@ def test_frozen_default_preprocessing_is_the_weights_data_config(caches):
 def test_imagenet_step0_control_is_the_frozen_row(caches):
     """With --pretrained imagenet a pretrained method's step-0 control is the frozen ImageNet row:
     the same run id as `ssfbench run --method frozen --backbone resnet18 --pretrained imagenet`."""
-    from ssfbench.pipeline.runner import RunSpec, build_method, init_control_spec, run_identity
+    from ssfbench.pipeline.spec import RunSpec, build_method, init_control_spec, run_identity
 
     torch.save(torchvision_resnet18().state_dict(), caches / "resnet18-f37072fd.pth")
     spec = RunSpec(method="ranking", overrides={"k": 2}, pretrained="imagenet", steps=5)

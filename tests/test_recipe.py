@@ -20,7 +20,8 @@ from ssfbench.api.registry import get_method
 from ssfbench.datasets.synthetic import SynthVox
 from ssfbench.errors import UserError
 from ssfbench.pipeline import recipe
-from ssfbench.train.pretrain import PretrainSettings, WindowBatches, pretrain, split_videos
+from ssfbench.train.pretrain import PretrainSettings, pretrain
+from ssfbench.train.windows import WindowBatches, split_videos
 
 RankingConfig = get_method("ranking").Config
 

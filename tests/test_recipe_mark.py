@@ -87,7 +87,8 @@ def test_a_replica_run_without_a_recipe_is_marked(bp4d_root, tmp_path, capsys):
 
 
 def test_a_faithful_paper_recipe_record_is_not_marked(bp4d_root, imagenet_cache, tmp_path, capsys):
-    from ssfbench.pipeline.runner import build_method, recipe_extra, run_identity
+    from ssfbench.pipeline.provenance import recipe_extra
+    from ssfbench.pipeline.spec import build_method, run_identity
     from ssfbench.pipeline.sweep import apply_recipe, base_spec
     from ssfbench.results.store import result_path, write_leaderboards
 

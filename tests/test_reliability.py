@@ -221,7 +221,7 @@ class TinyLabels:
 
 
 def test_fold_without_positives_is_scored_warned_and_recorded(tmp_path):
-    from ssfbench.pipeline.runner import probe_dataset
+    from ssfbench.evaluation.protocol import probe_dataset
 
     ds = TinyLabels()
     x = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32)
@@ -232,7 +232,7 @@ def test_fold_without_positives_is_scored_warned_and_recorded(tmp_path):
                 "tiny fold2: label B has no positives among the known test rows; F1 set to 0.0"]
     assert scores["warnings"] == expected
     assert [str(w.message) for w in caught] == expected
-    from ssfbench.pipeline.runner import result_record
+    from ssfbench.pipeline.provenance import result_record
 
     record = result_record(run_id="r", config_hash="c", method="m", variant="", display_name="M", backbone="b",
                            source="ssfbench", role="floor", dataset=ds, seed=0, scores=scores)
@@ -243,7 +243,8 @@ def test_fold_without_positives_is_scored_warned_and_recorded(tmp_path):
 # ---- labels, roots, weights, NaN embeddings, full disk through the CLI ------------------------------
 
 def test_labels_that_do_not_match_the_images(tmp_path):
-    from ssfbench.pipeline.runner import RunSpec, check_labels, open_dataset
+    from ssfbench.evaluation.protocol import check_labels
+    from ssfbench.pipeline.spec import RunSpec, open_dataset
 
     ds = open_dataset("synth-au", RunSpec(method="random", image_size=32, dataset_options={"synth-au": {"subjects": 6}}))
     check_labels(ds)
@@ -348,7 +349,7 @@ def test_disk_full_through_the_cli(tmp_path, capsys, monkeypatch):
 # ---- pretraining resume state --------------------------------------------------------------------
 
 def test_unreadable_resume_state_suggests_fresh_and_fresh_discards_it(tmp_path):
-    from ssfbench.pipeline.runner import RunSpec, build_method, open_dataset
+    from ssfbench.pipeline.spec import RunSpec, build_method, open_dataset
     from ssfbench.train.pretrain import PretrainSettings, pretrain
 
     spec = RunSpec(method="ranking", image_size=32, overrides={"batch_size": 4, "n": 2},

@@ -252,7 +252,7 @@ def test_u7_rerun_says_what_differs():
 
 
 def test_u14_long_run_ids_are_bounded_short_ones_unchanged():
-    from ssfbench.pipeline.runner import MAX_RUN_ID, RunSpec, build_method, run_identity
+    from ssfbench.pipeline.spec import MAX_RUN_ID, RunSpec, build_method, run_identity
 
     spec = RunSpec(method="ranking", overrides={"k": 2})
     method = build_method(spec)

@@ -27,7 +27,7 @@ from cli_runner import run_main
 
 from ssfbench.api.checkpoint import save_checkpoint
 from ssfbench.errors import UserError
-from ssfbench.pipeline.runner import RunSpec, build_method
+from ssfbench.pipeline.spec import RunSpec, build_method
 
 TINY_EVAL = ["--workers", "0", "--quiet", "--no-init-control", "--data-option", "synth-au.subjects=6",
              "--datasets", "synth-au"]

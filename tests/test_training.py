@@ -9,20 +9,6 @@ from ssfbench.train import steps as training
 from ssfbench.train.pretrain import LoopState
 
 
-def test_pretrain_keeps_exporting_the_toolkit():
-    from ssfbench.train.pretrain import (  # noqa: F401
-        PretrainSettings,
-        jitter,
-        make_optimizer,
-        pretrain,
-        split_videos,
-        validate,
-    )
-
-    assert P.jitter is training.jitter and P.make_optimizer is training.make_optimizer
-    assert P.rng_states is training.rng_states and P.set_rng_states is training.set_rng_states
-
-
 def test_jitter_generator_is_the_step_stream():
     want = torch.Generator().manual_seed(5 * 1_000_003 + 9 + 2 * 2**40)
     assert torch.equal(torch.rand(4, generator=training.jitter_generator(5, 9, 2)), torch.rand(4, generator=want))

@@ -64,7 +64,7 @@ class VideoSource(Dataset):
     kind = "videos"
     fps: float = 25.0
     #: Windows the pretraining stream draws from one visit to a video (see
-    #: :class:`ssfbench.train.pretrain.WindowBatches`); 1 for sources whose frames cost the same however
+    #: :class:`ssfbench.train.windows.WindowBatches`); 1 for sources whose frames cost the same however
     #: they are grouped (renderers, prepared stores), more where one read serves several windows.
     windows_per_visit: int = 1
 

@@ -5,7 +5,7 @@
 with a little seeded sensor noise, encoded by PyAV's libx264 at 25 fps with its default settings
 (CRF 23, B-frames) and a keyframe every ``gop`` frames (100 = 4 s, like a YouTube upload).
 
-:func:`reader_rate` draws the windows of real pretraining steps (:class:`ssfbench.train.pretrain.WindowBatches`)
+:func:`reader_rate` draws the windows of real pretraining steps (:class:`ssfbench.train.windows.WindowBatches`)
 in one process pinned to one core, and returns windows/s and decoded frames per delivered frame.
 Two readers: :func:`per_window_reads`, the earlier reading (each window on its own through
 :class:`~ssfbench.datasets._video.VideoReader`, no reader kept between visits, as in an epoch
@@ -115,7 +115,7 @@ def one_core() -> Iterator[None]:
 def reader_rate(videos: VoxCeleb2, method: Method, windows: int = 64, seed: int = 0) -> dict[str, float]:
     """``{"windows_per_s", "decoded_per_used"}`` of ``videos`` delivering the windows of the first
     pretraining steps (at least ``windows`` windows) of ``method``, on one core."""
-    from ssfbench.train.pretrain import WindowBatches
+    from ssfbench.train.windows import WindowBatches
 
     stream = WindowBatches(videos, np.arange(len(videos)), method, seed)
     steps = -(-windows // stream.batch_size)
@@ -167,7 +167,7 @@ def voxceleb2_rows(folder: Path, *, device: str = "cpu", rounds: int = 3, window
     from ssfbench.bench.speed import model_train_rate
     from ssfbench.datasets.voxceleb2 import VoxCeleb2
     from ssfbench.runtime.feeding import GPU_RESNET18_224, Rate, cores_per_gpu
-    from ssfbench.train.pretrain import WindowBatches
+    from ssfbench.train.windows import WindowBatches
 
     def ranking(batch_size: int = 16) -> Method:
         torch.manual_seed(0)

@@ -152,7 +152,7 @@ def pipeline_train_rate(method: Method, videos: VideoSource, *, steps: int, devi
 
 def render_rate(videos: VideoSource, method: Method, steps: int, seed: int = 0) -> float:
     """Frames/s at which ``videos`` produce the windows of pretraining steps, in this process."""
-    from ssfbench.train.pretrain import VALIDATION_FRACTION, WindowBatches, split_videos
+    from ssfbench.train.windows import VALIDATION_FRACTION, WindowBatches, split_videos
 
     stream = WindowBatches(videos, split_videos(len(videos), VALIDATION_FRACTION, seed)[0], method, seed)
     stream[0]
@@ -251,7 +251,7 @@ def run_suite(*, device: str = "auto", image_size: int = 64, embed_batch_size: i
     from ssfbench.api.registry import get_method
     from ssfbench.datasets._prepared import open_prepared
     from ssfbench.datasets.synthetic import SynthVox
-    from ssfbench.train.pretrain import VALIDATION_FRACTION, WindowBatches, split_videos
+    from ssfbench.train.windows import VALIDATION_FRACTION, WindowBatches, split_videos
 
     def ranking() -> Method:
         torch.manual_seed(0)

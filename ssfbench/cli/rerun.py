@@ -57,7 +57,7 @@ def provenance_differences(record: dict) -> list[str]:
     another commit, uncommitted changes then or now, another protocol version, result schema or
     ssfbench version (nothing when the record names none of them: it cannot say)."""
     from ssfbench import version
-    from ssfbench.pipeline.runner import git_revision
+    from ssfbench.pipeline.provenance import git_revision
     from ssfbench.results.records import SCHEMA
 
     out = []

@@ -42,7 +42,8 @@ def synth_preview(out: Path, videos: int, times: int, stride: int, image_size: i
 def synth_calibrate(datasets: tuple[str, ...], image_size: int, seed: int, out: Path) -> None:
     """Measure the benchmark's ceiling: the probe on the true AU intensities. Compare it with
     `ssfbench run --method pixels` and `--method random` (the floors)."""
-    from ssfbench.pipeline.runner import DEFAULT_EVAL_DATASETS, RunSpec, calibrate
+    from ssfbench.pipeline.ensemble import calibrate
+    from ssfbench.pipeline.spec import DEFAULT_EVAL_DATASETS, RunSpec
 
     spec = RunSpec(method="random", datasets=tuple(datasets) or DEFAULT_EVAL_DATASETS, image_size=image_size,
                    seed=seed, out=out)
@@ -66,7 +67,7 @@ def synth_audit(pretrain_data: str, roots: tuple[str, ...], data_options: tuple[
     """The pretext audit: ranking accuracy of held-out pretraining windows ordered by one factor
     alone (head pose, lighting, eyes, true AU intensities, raw pixels). A nuisance factor that
     ranks as well as the AUs can solve the ranking pretext without encoding facial action."""
-    from ssfbench.pipeline.runner import RunSpec, open_dataset
+    from ssfbench.pipeline.spec import RunSpec, open_dataset
     from ssfbench.report.audit import pretext_audit
 
     spec = RunSpec(method="random", image_size=image_size, data_seed=0, roots=parse_roots(roots),

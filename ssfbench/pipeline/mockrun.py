@@ -341,7 +341,7 @@ def _round_trip(ctx: dict[str, Any], workdir: Path) -> str:
 
 def _probe(ctx: dict[str, Any], seed: int) -> str:
     from ssfbench.evaluation.embed import embed_frames
-    from ssfbench.pipeline.runner import probe_dataset
+    from ssfbench.evaluation.protocol import probe_dataset
 
     au, method = ctx["au"], ctx["method"]
     x = embed_frames(method, method.preprocess, au, batch_size=16, device="cpu", progress=False)

@@ -76,7 +76,7 @@ def evaluate(encoder: nn.Module | Callable[[torch.Tensor], torch.Tensor], *, nam
     (``{dataset: {key: value}}``), ``seeds`` the probe's seeds, ``device`` ``auto``/``cpu``/``cuda[:N]``,
     ``overwrite`` the embedding-cache policy of ``ssfbench run --overwrite``, ``workers`` the image
     reader processes (a count, or ``"auto"`` as ``--workers auto``)."""
-    from ssfbench.pipeline.runner import DEFAULT_IMAGE_SIZE
+    from ssfbench.pipeline.spec import DEFAULT_IMAGE_SIZE
     from ssfbench.pipeline.sweep import base_spec, sweep
     from ssfbench.runtime.device import resolve_device, resolve_workers
 

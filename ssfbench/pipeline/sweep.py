@@ -1,4 +1,4 @@
-"""What ``ssfbench run`` does, as a library: a checked :class:`~ssfbench.pipeline.runner.RunSpec` from typed
+"""What ``ssfbench run`` does, as a library: a checked :class:`~ssfbench.pipeline.spec.RunSpec` from typed
 options (:func:`base_spec`), the k x seed sweep over it with the ensemble rows (:func:`sweep`), and
 :func:`run`, the Python form of the command (``ssfbench.run``).
 
@@ -21,7 +21,7 @@ from ssfbench.errors import UserError
 from ssfbench.results.records import Result, RunOutput
 
 if TYPE_CHECKING:
-    from ssfbench.pipeline.runner import RunSpec
+    from ssfbench.pipeline.spec import RunSpec
 
 #: the setting a ``k`` sweep varies (``Method.ensemble_axis`` of the methods that take ``--k``)
 K_AXIS = "k"
@@ -39,7 +39,7 @@ def base_spec(method: str, *, ks: Sequence[int] = (), steps: int | None = None, 
               log: str | None = None, epochs: int | None = None, precision: str = "auto",
               recipe: Mapping[str, Any] | None = None, argv: Sequence[str] = (),
               given: Collection[str] | None = None) -> RunSpec:
-    """The :class:`~ssfbench.pipeline.runner.RunSpec` every run of a sweep starts from (seed and ``k`` are set
+    """The :class:`~ssfbench.pipeline.spec.RunSpec` every run of a sweep starts from (seed and ``k`` are set
     per run by :func:`sweep`), after the checks ``ssfbench run`` makes on its options: any problem is
     one :class:`UserError` naming the option, raised before any work. ``image_size`` None is the
     harness default; ``datasets`` empty is the default evaluation sets (none for ``stop_after
@@ -50,7 +50,8 @@ def base_spec(method: str, *, ks: Sequence[int] = (), steps: int | None = None, 
     backbone and image size are used (:func:`checkpoint_options`), and an option the caller gave that
     contradicts them, ``steps``/``epochs`` (nothing is pretrained) or a ``recipe`` is a UserError.
     ``given`` names the keywords the caller gave explicitly (None: those whose value is not the default)."""
-    from ssfbench.pipeline.runner import DEFAULT_EVAL_DATASETS, DEFAULT_IMAGE_SIZE, DEFAULT_STEPS, RunSpec
+    from ssfbench.pipeline.spec import DEFAULT_EVAL_DATASETS, DEFAULT_IMAGE_SIZE, RunSpec
+    from ssfbench.train.pretrain import DEFAULT_STEPS
 
     if any(k < 1 for k in ks):
         raise UserError(f"--k must be >= 1, got {min(ks)}")
@@ -202,7 +203,7 @@ def sweep(base: RunSpec, *, ks: Sequence[int] = (), seeds: Sequence[int] = (), s
     import dataclasses
 
     from ssfbench.evaluation.metrics import NoPositivesWarning
-    from ssfbench.pipeline.runner import ensemble as run_ensemble
+    from ssfbench.pipeline.ensemble import ensemble as run_ensemble
     from ssfbench.pipeline.runner import run as run_spec
     from ssfbench.runtime import distributed
 
@@ -240,9 +241,10 @@ def sweep(base: RunSpec, *, ks: Sequence[int] = (), seeds: Sequence[int] = (), s
 def epochs_to_steps(spec: RunSpec, epochs: int) -> int:
     """Steps that make ``epochs`` passes over the pretraining videos' training split (a step visits
     ``ceil(batch / windows_per_visit)`` videos, one with ``anchor=fixed``: see
-    :class:`ssfbench.train.pretrain.WindowBatches`)."""
-    from ssfbench.pipeline.runner import build_method, open_dataset
-    from ssfbench.train.pretrain import PretrainSettings, split_videos, windows_per_visit
+    :class:`ssfbench.train.windows.WindowBatches`)."""
+    from ssfbench.pipeline.spec import build_method, open_dataset
+    from ssfbench.train.pretrain import PretrainSettings
+    from ssfbench.train.windows import split_videos, windows_per_visit
 
     method = build_method(spec)
     videos = open_dataset(spec.pretrain_data, spec)

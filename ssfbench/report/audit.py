@@ -20,7 +20,8 @@ import pandas as pd
 from ssfbench.api.dataset import VideoSource
 from ssfbench.nn.sampling import ranking_window
 from ssfbench.runtime.seeds import AUDIT_WINDOWS
-from ssfbench.train.pretrain import PretrainSettings, split_videos
+from ssfbench.train.pretrain import PretrainSettings
+from ssfbench.train.windows import split_videos
 
 #: factor groups of the synthetic render parameters (``SynthVox.params``); ``au`` columns by AU
 FACTOR_GROUPS: dict[str, tuple[str, ...]] = {

@@ -76,7 +76,7 @@ RECIPE_MARK = " ‡"
 TABLES = ("leaderboard", "ablations", "controls")
 TABLE_TITLES = {"leaderboard": "leaderboard", "ablations": "ablations: the methods above with settings of their own",
                 "controls": "step-0 controls: each row's own initialisation (folded into its Δ own init)"}
-#: the variant setting of a step-0 control (``runner.init_control_spec``) and of a statistics control
+#: the variant setting of a step-0 control (``spec.init_control_spec``) and of a statistics control
 CONTROL_SETTING, STATISTICS_SETTING = "steps=0", "bn=data"
 
 

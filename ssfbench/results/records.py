@@ -166,5 +166,5 @@ class RunOutput:
     checkpoint_sha256: str | None = None
     caches: dict[str, Path] = field(default_factory=dict)
     results: list[Result] = field(default_factory=list)
-    #: the step-0 control this run scored first (:func:`ssfbench.pipeline.runner.init_control_spec`), if it did
+    #: the step-0 control this run scored first (:func:`ssfbench.pipeline.spec.init_control_spec`), if it did
     control: RunOutput | None = None

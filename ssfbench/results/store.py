@@ -22,7 +22,7 @@ from ssfbench.runtime.fileio import atomic_write_bytes
 from ssfbench.runtime.layout import ResultsLayout
 
 __all__ = ["SCHEMA", "Result", "ResultFileWarning", "result_path", "write_result", "load_results",
-           "build_leaderboard", "write_leaderboards", "read_leaderboard", "label_columns", "summarise_folds",
+           "build_leaderboard", "write_leaderboards", "read_leaderboard", "label_columns",
            "off_protocol", "recipe_deviation", "inconsistent_rows", "PAPER_FILES"]
 
 
@@ -41,19 +41,6 @@ PAPER_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
     "emotionet": ("table3_emotionet.csv", ("supp_table3_emotionet.csv",)),
     "affectnet": ("table4_affectnet.csv", ("supp_table4_affectnet.csv",)),
 }
-
-
-def summarise_folds(per_fold: dict[str, dict[str, float]], labels: list[str]) -> dict[str, Any]:
-    """Mean and std over folds per label, and the average over labels (of the fold means), with the
-    std over folds of each fold's label average. NaN stays NaN: no average over missing labels."""
-    scores = np.array([[per_fold[f][lab] for lab in labels] for f in per_fold], dtype=float)  # [F, C]
-    fold_avg = scores.mean(axis=1)
-    return {
-        "mean": dict(zip(labels, scores.mean(axis=0).tolist())),
-        "std": dict(zip(labels, scores.std(axis=0).tolist())),
-        "avg": float(fold_avg.mean()),
-        "avg_std": float(fold_avg.std()),
-    }
 
 
 def result_path(results_dir: Path, run_id: str, dataset: str) -> Path:

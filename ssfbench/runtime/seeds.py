@@ -12,10 +12,10 @@ key of every synthetic generator).
 name                      value        what it seeds (where)
 ========================  ===========  ===============================================================
 ``VIDEO_SPLIT``           7919         the 80/20 video-level split of the pretraining videos:
-                                       ``default_rng([seed, VIDEO_SPLIT])`` (``pretrain.split_videos``)
+                                       ``default_rng([seed, VIDEO_SPLIT])`` (``windows.split_videos``)
 ``VALIDATION_WINDOWS``    104729       the fixed held-out window of each validation video:
                                        ``default_rng([seed, VALIDATION_WINDOWS, video])``
-                                       (``pretrain.validation_windows``)
+                                       (``windows.validation_windows``)
 ``CROP_JITTER``           1_000_003    the crop jitter of one training step, pretraining and label
                                        training alike: ``torch.Generator().manual_seed(seed *
                                        CROP_JITTER + step + rank * CROP_JITTER_RANK)``
@@ -33,7 +33,7 @@ name                      value        what it seeds (where)
                                        (``audit.audit_windows``)
 ``FIXED_ANCHORS``         567          the one window of each training video with ``anchor=fixed``:
                                        ``default_rng([seed, FIXED_ANCHORS, video])``
-                                       (``pretrain.WindowBatches``; 567 is the released code's
+                                       (``windows.WindowBatches``; 567 is the released code's
                                        ``np.random.seed``)
 ``VALIDATION_CROPS``      0xC0         the crops of the held-out windows with ``framing=released``:
                                        ``default_rng([seed, VALIDATION_CROPS])`` seeds a torch
@@ -53,7 +53,7 @@ name                      value        what it seeds (where)
 
 Streams without a salt: the window stream of pretraining (``default_rng([seed, epoch])`` orders an
 epoch's videos, ``default_rng([seed, epoch, video])`` draws a video's anchor and offsets;
-``pretrain.WindowBatches``); ``torch.manual_seed(seed)`` before a method is built (its initial
+``windows.WindowBatches``); ``torch.manual_seed(seed)`` before a method is built (its initial
 weights) and at the start of pretraining and label training; the probe's
 ``torch.Generator().manual_seed(seed)``.
 """

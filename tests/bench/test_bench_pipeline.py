@@ -20,7 +20,7 @@ from ssfbench.api.registry import get_method
 from ssfbench.bench import speed
 from ssfbench.datasets._prepared import open_prepared
 from ssfbench.datasets.synthetic import SynthVox
-from ssfbench.train.pretrain import WindowBatches, split_videos
+from ssfbench.train.windows import WindowBatches, split_videos
 
 SIZE, IDENTITIES, STEPS, ROUNDS = 64, 100, 40, 3
 

@@ -104,7 +104,7 @@ def test_aligned_on_a_jaa_landmark_list(tmp_path):
 
 
 def test_options_through_run_data_option(replica):
-    from ssfbench.pipeline.runner import RunSpec, open_dataset
+    from ssfbench.pipeline.spec import RunSpec, open_dataset
 
     spec = RunSpec(method="random", image_size=32, roots={"bp4d": replica.root},
                    dataset_options={"bp4d": {"frame_offset": -2}})

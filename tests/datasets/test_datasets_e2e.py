@@ -20,7 +20,7 @@ from ssfbench.datasets._prepared import PreparedFrames
 from ssfbench.datasets.bp4d import BP4D
 from ssfbench.errors import UserError
 from ssfbench.evaluation.embed import embed_frames
-from ssfbench.pipeline.runner import probe_dataset
+from ssfbench.evaluation.protocol import probe_dataset
 
 BUILDERS = {"bp4d": make_bp4d, "disfa": make_disfa, "emotionet": make_emotionet, "affectnet": make_affectnet}
 

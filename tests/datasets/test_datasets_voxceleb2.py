@@ -73,7 +73,7 @@ def test_index_store(replica, tmp_path):
 
 def test_pretraining_windows(replica):
     from ssfbench.api.registry import get_method
-    from ssfbench.train.pretrain import validation_windows
+    from ssfbench.train.windows import validation_windows
 
     method = get_method("ranking")(get_method("ranking").Config().replace(k=1), image_size=32)
     vox = VoxCeleb2.open(replica.root)

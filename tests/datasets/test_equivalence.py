@@ -105,7 +105,7 @@ def test_training_streams():
     from ssfbench.report.audit import audit_windows
     from ssfbench.train.batchnorm import draw_frames
     from ssfbench.train.finetune import step_rows
-    from ssfbench.train.pretrain import WindowBatches, split_videos
+    from ssfbench.train.windows import WindowBatches, split_videos
 
     train, val = split_videos(50, 0.2, 3)
     assert (_digest(train), _digest(val)) == ("9bdd514bd56ad5d7", "3bbf0e0c8178a04a")

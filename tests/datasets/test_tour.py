@@ -306,7 +306,7 @@ def test_s8_voxceleb2_video_cut_short_is_an_error(bases, tmp_path):
 
 
 def test_t2_voxceleb2_mixed_frame_sizes_are_named(bases, tmp_path):
-    from ssfbench.train.pretrain import validation_windows
+    from ssfbench.train.windows import validation_windows
 
     root = _copy(bases, "voxceleb2", tmp_path)
     ds = VoxCeleb2.open(root)

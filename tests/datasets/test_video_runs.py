@@ -85,7 +85,7 @@ def test_a_frame_past_the_end_is_a_user_error(clips):
 
 def test_the_stream_draws_several_windows_per_visit(clips):
     from ssfbench.api.registry import get_method
-    from ssfbench.train.pretrain import WindowBatches
+    from ssfbench.train.windows import WindowBatches
 
     cls = get_method("ranking")
     method = cls(cls.Config(k=1, n=4, batch_size=4), image_size=SIZE)

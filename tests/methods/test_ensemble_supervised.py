@@ -14,7 +14,9 @@ import pytest
 from ssfbench.api.registry import get_dataset
 from ssfbench.cli import main
 from ssfbench.errors import UserError
-from ssfbench.pipeline.runner import RunSpec, ensemble, probe_dataset
+from ssfbench.evaluation.protocol import probe_dataset
+from ssfbench.pipeline.ensemble import ensemble
+from ssfbench.pipeline.spec import RunSpec
 from ssfbench.results.store import read_leaderboard
 
 AU_OPTIONS = {"subjects": 3, "videos_per_subject": 1, "frames": 20}
@@ -127,7 +129,7 @@ def test_supervised_row_trains_one_encoder_per_fold(tmp_path):
 
 
 def test_per_fold_training_reads_only_the_folds_training_rows(tmp_path):
-    from ssfbench.pipeline.runner import build_method
+    from ssfbench.pipeline.spec import build_method
     from ssfbench.train.finetune import FinetuneSettings, finetune
 
     ds = tiny_au()
