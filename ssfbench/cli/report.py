@@ -148,14 +148,16 @@ def _result_sources(out: Path, results: list[dict], committed: bool) -> dict:
     """Where each row origin's result files are: the user's ``--out`` and, in a source checkout,
     the committed ``results/`` (whose run files hold the committed rows' predictions; a wheel
     ships the committed leaderboards without them, and a note says so)."""
-    from ssfbench.report.compare import ORIGIN_COMMITTED, ORIGIN_OUT, committed_dir
+    from ssfbench.report.compare import ORIGIN_COMMITTED, ORIGIN_OUT, committed_dir, committed_runs_dir
     from ssfbench.results.store import load_results
 
     sources = {ORIGIN_OUT: (out / "results", results)}
-    folder = committed_dir() if committed else None
-    if folder is not None and (folder / "runs").is_dir():
+    if not committed or committed_dir() is None:
+        return sources
+    folder = committed_runs_dir()
+    if folder is not None:
         sources[ORIGIN_COMMITTED] = (folder, load_results(folder))
-    elif folder is not None:
+    else:
         click.echo(f"note: {COMMITTED_RUNS_NOTE}", err=True)
     return sources
 

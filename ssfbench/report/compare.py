@@ -168,6 +168,23 @@ def committed_dir() -> Path | None:
     return _package_dir("ssfbench.leaderboards", CHECKOUT / "results")
 
 
+def committed_runs_dir() -> Path | None:
+    """The folder whose ``runs/`` holds the committed rows' run files (predictions, provenance): the
+    committed leaderboards' own folder in an editable install of a checkout, else the ``results/``
+    folder of the checkout the command runs from (the working directory is its root, as under
+    ``pytest`` and ``tox``) when its leaderboard CSVs are byte for byte the installed ones; None
+    otherwise (the wheel ships the committed leaderboards without their run files)."""
+    installed = committed_dir()
+    if installed is None:
+        return None
+    boards = {p.name: p.read_bytes() for p in installed.glob("*.csv")}
+    for folder in (installed, CHECKOUT / "results", Path.cwd() / "results"):
+        if (folder / "runs").is_dir() and all((folder / name).is_file() and (folder / name).read_bytes() == data
+                                              for name, data in boards.items()):
+            return folder
+    return None
+
+
 def read_table_csv(path: Path) -> pd.DataFrame:
     """A leaderboard-format CSV (ssfbench's or the paper's): text columns as str, scores as float."""
     try:
