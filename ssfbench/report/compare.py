@@ -59,13 +59,6 @@ ORIGINS = (ORIGIN_PAPER, ORIGIN_OUT, ORIGIN_COMMITTED)
 ROLE_GROUPS = {"self-supervised": "self-supervised", "supervised": "supervised",
                "floor": "floors and ceilings", "ceiling": "floors and ceilings"}
 
-BLOCK_TITLES = {
-    "paper": "reported in the original work (*)",
-    "paper-reproduced": "reproduced by the paper (Re.)",
-    "paper-ours": "the paper's own (Lu et al. 2020)",
-    ORIGIN_OUT: "ssfbench: your runs",
-    ORIGIN_COMMITTED: "ssfbench: committed leaderboard (results/)",
-}
 ROW_COLUMNS = ["group", "source", "origin", "method", "variant", "backbone", "name", "order", "run_id",
                "config_hash", "n_runs", "faces", "recipe", "data", "table"]
 #: appended to the name of a row whose faces were not prepared the paper's way
