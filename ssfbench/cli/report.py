@@ -81,7 +81,7 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
     ssfbench compare --datasets synth-au --vs ranking random   # paired bootstrap CI of the difference
     ssfbench compare --curves RUN_ID RUN_ID2 --plot curves.png  # pretraining curves (runs/<run_id>/curve.csv)
     """
-    from ssfbench.report.compare import add_init_gains, comparison_table
+    from ssfbench.report.compare import ORIGIN_COMMITTED, add_init_gains, comparison_table
     from ssfbench.report.render import caption, render_summary, render_table
     from ssfbench.results.store import load_results
 
@@ -111,6 +111,9 @@ def compare_cmd(ctx: click.Context, datasets: tuple[str, ...], methods: tuple[st
     if init_gains:
         tables = [add_init_gains(t, sources, resamples=resamples, seed=seed) for t in tables]
     _check_found(tables, methods, paper)
+    if committed and init_gains and ORIGIN_COMMITTED not in sources and any(
+            (t.rows["origin"] == ORIGIN_COMMITTED).any() for t in tables):
+        click.echo(f"note: {COMMITTED_RUNS_NOTE}", err=True)
     if not results:
         click.echo(f"note: {out} holds no results of your runs; the tables show the paper's rows"
                    f"{' and the committed leaderboards' if committed else ''} only", err=True)
@@ -147,7 +150,7 @@ COMMITTED_RUNS_NOTE = ("the committed rows' run files (results/runs/ in a checko
 def _result_sources(out: Path, results: list[dict], committed: bool) -> dict:
     """Where each row origin's result files are: the user's ``--out`` and, in a source checkout,
     the committed ``results/`` (whose run files hold the committed rows' predictions; a wheel
-    ships the committed leaderboards without them, and a note says so)."""
+    ships the committed leaderboards without them, and ``compare`` says so once its tables are made)."""
     from ssfbench.report.compare import ORIGIN_COMMITTED, ORIGIN_OUT, committed_dir, committed_runs_dir
     from ssfbench.results.store import load_results
 
@@ -157,8 +160,6 @@ def _result_sources(out: Path, results: list[dict], committed: bool) -> dict:
     folder = committed_runs_dir()
     if folder is not None:
         sources[ORIGIN_COMMITTED] = (folder, load_results(folder))
-    else:
-        click.echo(f"note: {COMMITTED_RUNS_NOTE}", err=True)
     return sources
 
 
