@@ -3,7 +3,8 @@ grouped into rooms (``ssfbench.api``, ``ssfbench.nn``, ``ssfbench.runtime``, ...
 
 A plugin that says ``from ssfbench.method import Method`` gets the very module object that
 ``ssfbench.api.method`` is (same classes, so ``issubclass`` checks and the registry agree). Only
-the paths that docs/adding-a-method.md and docs/adding-a-dataset.md used to name are listed; new
+the paths that docs/adding-a-method.md and docs/adding-a-dataset.md used to name, and the long-standing
+contract paths (losses, sampling, encoders, probe, metrics, registry), are listed; new
 code imports the new paths (or the short names at the package root: ``from ssfbench import Method``).
 """
 
@@ -32,6 +33,7 @@ ALIASES: dict[str, str] = {
     "ssfbench.seeds": "ssfbench.runtime.seeds",
     "ssfbench.alignment": "ssfbench.faces.alignment",
     "ssfbench.probe": "ssfbench.evaluation.probe",
+    "ssfbench.metrics": "ssfbench.evaluation.metrics",
     "ssfbench.datasets._layout": "ssfbench.datasets.kit",
 }
 
