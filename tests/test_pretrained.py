@@ -22,19 +22,6 @@ TINY = ["--data-option", "synth-vox.identities=20", "--data-option", "synth-au.s
         "--image-size", "32", "--quiet", "--offline"]
 
 
-@pytest.fixture
-def caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Empty torch hub and Hugging Face caches (offline by environment too); returns torch hub's
-    ``checkpoints`` folder."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    folder = tmp_path / "torch" / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    return folder
-
-
 def torchvision_resnet18(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     model = torchvision.models.resnet18().eval()
@@ -81,11 +68,11 @@ def test_path_safetensors_and_a_wrong_file(tmp_path):
         create_trunk("resnet18", str(tmp_path / "absent.pth"))
 
 
-def test_imagenet_is_torchvisions_file_from_the_torch_hub_cache(caches):
+def test_imagenet_is_torchvisions_file_from_the_torch_hub_cache(offline_caches):
     """``imagenet`` = torchvision's resnet18-f37072fd.pth (the authors' ``pretrained=True``), read from the
     torch hub cache, the trunk's features equal torchvision's model's; the tv_in1k data config."""
     model = torchvision_resnet18(2)
-    torch.save(model.state_dict(), caches / "resnet18-f37072fd.pth")
+    torch.save(model.state_dict(), offline_caches / "resnet18-f37072fd.pth")
     trunk = create_trunk("resnet18", "imagenet").eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -95,20 +82,20 @@ def test_imagenet_is_torchvisions_file_from_the_torch_hub_cache(caches):
     assert loaded.identity["url"] == "https://download.pytorch.org/models/resnet18-f37072fd.pth"
     from ssfbench.runtime.fileio import sha256_file
 
-    assert loaded.identity["sha256"] == sha256_file(caches / "resnet18-f37072fd.pth")
+    assert loaded.identity["sha256"] == sha256_file(offline_caches / "resnet18-f37072fd.pth")
     assert loaded.data_config["input_size"] == (3, 224, 224) and loaded.data_config["crop_pct"] == 0.875
 
 
-def test_imagenet_densenet121_and_mobilenet_v2_equal_torchvision(caches):
+def test_imagenet_densenet121_and_mobilenet_v2_equal_torchvision(offline_caches):
     x = torch.randn(1, 3, 64, 64)
     torch.manual_seed(3)
     dense = torchvision.models.densenet121().eval()
     # torchvision's published file predates BatchNorm step counters and names norm.1/conv.1
     old_style = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))(\d)\.", r"\1.\2.", k): v
                  for k, v in dense.state_dict().items() if not k.endswith("num_batches_tracked")}
-    torch.save(old_style, caches / "densenet121-a639ec97.pth")
+    torch.save(old_style, offline_caches / "densenet121-a639ec97.pth")
     mobile = torchvision.models.mobilenet_v2().eval()
-    torch.save(mobile.state_dict(), caches / "mobilenet_v2-b0353104.pth")
+    torch.save(mobile.state_dict(), offline_caches / "mobilenet_v2-b0353104.pth")
     with torch.no_grad():
         ref = torch.flatten(F.adaptive_avg_pool2d(F.relu(dense.features(x)), 1), 1)
         assert torch.equal(create_trunk("densenet121", "imagenet").eval()(x), ref)
@@ -122,7 +109,7 @@ def test_imagenet_densenet121_and_mobilenet_v2_equal_torchvision(caches):
     ("vit_small_patch14_dinov2.lvd142m", "default", ["vit_small_patch14_dinov2.lvd142m", "hf/hub"]),
     ("hf-hub:timm/resnet18.a1_in1k", "default", ["hf-hub:timm/resnet18.a1_in1k", "hf/hub"]),
 ])
-def test_offline_with_an_empty_cache_is_one_line(caches, capsys, tmp_path, backbone, pretrained, names):
+def test_offline_with_an_empty_cache_is_one_line(offline_caches, capsys, tmp_path, backbone, pretrained, names):
     code, out, err = run_main(["run", "--method", "frozen", "--backbone", backbone, "--pretrained", pretrained,
                                "--out", str(tmp_path / "out"), *TINY], capsys)
     assert code == 2 and err.startswith("error: --pretrained: weights ") and err.count("\n") == 1, err
@@ -131,7 +118,7 @@ def test_offline_with_an_empty_cache_is_one_line(caches, capsys, tmp_path, backb
         assert name in err
 
 
-def test_offline_flag_without_the_environment(caches, monkeypatch):
+def test_offline_flag_without_the_environment(offline_caches, monkeypatch):
     from ssfbench.nn.weights import is_offline, offline_mode
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
@@ -169,8 +156,8 @@ def _run(args, capsys):
     return out
 
 
-def test_frozen_imagenet_row_records_the_weights(caches, capsys, tmp_path):
-    torch.save(torchvision_resnet18().state_dict(), caches / "resnet18-f37072fd.pth")
+def test_frozen_imagenet_row_records_the_weights(offline_caches, capsys, tmp_path):
+    torch.save(torchvision_resnet18().state_dict(), offline_caches / "resnet18-f37072fd.pth")
     out_dir = tmp_path / "out"
     out = _run(["run", "--method", "frozen", "--backbone", "resnet18", "--pretrained", "imagenet",
                 "--set", "input_size=32", "--out", str(out_dir), *TINY], capsys)
@@ -190,10 +177,10 @@ def test_frozen_imagenet_row_records_the_weights(caches, capsys, tmp_path):
         assert json.loads(f.attrs["pretrained_weights"]) == weights
 
 
-def test_frozen_default_preprocessing_is_the_weights_data_config(caches):
+def test_frozen_default_preprocessing_is_the_weights_data_config(offline_caches):
     from ssfbench.pipeline.spec import RunSpec, build_method
 
-    torch.save(torchvision_resnet18().state_dict(), caches / "resnet18-f37072fd.pth")
+    torch.save(torchvision_resnet18().state_dict(), offline_caches / "resnet18-f37072fd.pth")
     method = build_method(RunSpec(method="frozen", pretrained="imagenet", image_size=32))
     assert method.preprocess.to_dict() == {"input_size": 224, "mean": [0.485, 0.456, 0.406],
                                            "std": [0.229, 0.224, 0.225], "center_crop": 0.875,
@@ -201,12 +188,12 @@ def test_frozen_default_preprocessing_is_the_weights_data_config(caches):
     assert method.embed_dim == 512 and not method.trainable
 
 
-def test_imagenet_step0_control_is_the_frozen_row(caches):
+def test_imagenet_step0_control_is_the_frozen_row(offline_caches):
     """With --pretrained imagenet a pretrained method's step-0 control is the frozen ImageNet row:
     the same run id as `ssfbench run --method frozen --backbone resnet18 --pretrained imagenet`."""
     from ssfbench.pipeline.spec import RunSpec, build_method, init_control_spec, run_identity
 
-    torch.save(torchvision_resnet18().state_dict(), caches / "resnet18-f37072fd.pth")
+    torch.save(torchvision_resnet18().state_dict(), offline_caches / "resnet18-f37072fd.pth")
     spec = RunSpec(method="ranking", overrides={"k": 2}, pretrained="imagenet", steps=5)
     ranking = build_method(spec)
     assert ranking.preprocess.input_size == 224  # the weights' data config: the methods' default too

@@ -38,18 +38,12 @@ def bp4d_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def imagenet_cache(tmp_path, monkeypatch) -> Path:
+def imagenet_cache(offline_caches: Path) -> Path:
     """An offline torch hub cache holding a torchvision-layout resnet18 under torchvision's ImageNet file
     name (random weights): what ``--pretrained imagenet`` reads on a machine that has the weights."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    folder = tmp_path / "torch" / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
     torch.manual_seed(0)
-    torch.save(torchvision.models.resnet18().state_dict(), folder / "resnet18-f37072fd.pth")
-    return folder
+    torch.save(torchvision.models.resnet18().state_dict(), offline_caches / "resnet18-f37072fd.pth")
+    return offline_caches
 
 
 def _row(out: Path, run_id: str) -> pd.Series:

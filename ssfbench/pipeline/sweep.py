@@ -301,22 +301,24 @@ def run(method: str, *, k: int | Sequence[int] = (), seeds: int | Sequence[int] 
     return sweep(base, ks=ks, seeds=seed_list, epochs=epochs, ensemble=ensemble).results
 
 
-#: the defaults of :func:`run`'s keywords a recipe may set: a keyword left at its default takes the recipe's value
-RECIPE_KEYWORD_DEFAULTS = {"backbone": "resnet18", "pretrained": None, "pretrain_data": "synth-vox", "image_size": None,
-                           "batch_size": None, "epochs": None, "lr": None, "precision": "auto", "steps": None}
+def run_default(keyword: str) -> Any:
+    """The default of one of :func:`run`'s keywords (its signature is the one owner of them)."""
+    import inspect
+
+    return inspect.signature(run).parameters[keyword].default
 
 
 def apply_recipe(name: str, method: str, chosen: Mapping[str, Any],
                  settings: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Recipe ``name`` applied to :func:`run`'s keywords ``chosen`` (a keyword differing from its
-    default, :data:`RECIPE_KEYWORD_DEFAULTS`, counts as given and overrides the recipe, as an explicit
+    default, :func:`run_default`, counts as given and overrides the recipe, as an explicit
     command-line option does) and to its ``settings`` (``--set``). Returns the keywords with the
     recipe's values applied, the settings with the recipe's first, and the record results keep."""
     from ssfbench.pipeline import recipe as recipes
 
     chosen_recipe = recipes.load(name)
     options = {key: (key.replace("-", "_"), chosen[key.replace("-", "_")],
-                     chosen[key.replace("-", "_")] != RECIPE_KEYWORD_DEFAULTS[key.replace("-", "_")])
+                     chosen[key.replace("-", "_")] != run_default(key.replace("-", "_")))
                for key in [*chosen_recipe.options, "steps"] if key.replace("-", "_") in chosen}
     applied = recipes.apply(chosen_recipe, method, options, {k: str(v) for k, v in settings.items()})
     recipe_settings = dict(pair.split("=", 1) for pair in applied.settings)
@@ -328,12 +330,9 @@ def command_line(method: str, **options: Any) -> tuple[str, ...]:
     the command's defaults left out): what the results record as ``rerun.argv``, so ``ssfbench rerun``
     and a reader of the JSON see the command that makes the same run."""
     argv = ["ssfbench", "run", "--method", method]
-    defaults: dict[str, Any] = {"steps": None, "epochs": None, "image_size": None, "backbone": "resnet18",
-                                "pretrained": None, "weights": None, "bn_stats": "checkpoint", "pretrain_data": "synth-vox",
-                                "lr": None, "batch_size": None, "out": "ssfbench-out", "device": "auto",
-                                "overwrite": "only-missing", "checkpoint_every": 0, "log": None, "recipe": None,
-                                "precision": "auto"}
-    for key, default in defaults.items():
+    for key in ("steps", "epochs", "image_size", "backbone", "pretrained", "weights", "bn_stats", "pretrain_data",
+                "lr", "batch_size", "out", "device", "overwrite", "checkpoint_every", "log", "recipe", "precision"):
+        default = run_default(key)
         value = options.get(key, default)
         if value is not None and str(value) != str(default):
             argv += [f"--{key.replace('_', '-')}", str(value)]
