@@ -39,13 +39,25 @@ import pandas as pd
 from PIL import Image
 
 from ssfbench.api.dataset import Fold
-from ssfbench.api.settings import Option
-from ssfbench.datasets._digest import stable_fraction
-from ssfbench.datasets._files import entries, find_path, read_rows, read_text, relative
-from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, RealFrames
+from ssfbench.datasets.kit import (
+    CROP_OPTION,
+    MARGIN_OPTION,
+    Option,
+    RealFrames,
+    entries,
+    find_path,
+    read_aligned,
+    read_face,
+    read_rows,
+    read_text,
+    relative,
+    sample_indices,
+    square_box,
+    stable_fraction,
+    thread_map,
+)
 from ssfbench.errors import UserError
 from ssfbench.faces.alignment import five_points
-from ssfbench.faces.images import read_aligned, read_face, sample_indices, square_box, thread_map
 
 COLUMNS: tuple[str, ...] = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height",
                             "facial_landmarks", "expression", "valence", "arousal")

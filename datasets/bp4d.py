@@ -34,19 +34,22 @@ import numpy as np
 import pandas as pd
 
 from ssfbench.api.dataset import Fold
-from ssfbench.api.settings import Option
-from ssfbench.datasets._files import (
+from ssfbench.datasets.kit import (
+    CROP_OPTION,
+    MARGIN_OPTION,
+    Option,
+    RealFrames,
     entries,
     find_parent_of,
     find_path,
+    load_parts,
     numbered_images,
     read_rows,
     read_text,
     relative,
+    standard_folds,
     subdirs,
 )
-from ssfbench.datasets._folds import load_parts, standard_folds
-from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, RealFrames
 from ssfbench.errors import UserError
 from ssfbench.faces.alignment import five_points
 

@@ -35,25 +35,28 @@ import numpy as np
 import pandas as pd
 
 from ssfbench.api.dataset import Fold
-from ssfbench.api.settings import Option
-from ssfbench.datasets._files import (
+from ssfbench.datasets._video import VideoReader, decoded_summary
+from ssfbench.datasets.kit import (
+    CROP_OPTION,
+    MARGIN_OPTION,
     VIDEO_SUFFIXES,
+    Option,
+    RealFrames,
     descend,
     entries,
     find_child,
     find_path,
+    load_parts,
     read_rows,
     read_text,
     relative,
+    sample_indices,
+    standard_folds,
     subdirs,
 )
-from ssfbench.datasets._folds import load_parts, standard_folds
-from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, RealFrames
-from ssfbench.datasets._video import VideoReader, decoded_summary
 from ssfbench.errors import UserError
 from ssfbench.faces import alignment
 from ssfbench.faces.alignment import five_points
-from ssfbench.faces.images import sample_indices
 
 #: The 12 AUs DISFA labels, and the 8 the benchmark uses (label order).
 ALL_AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)

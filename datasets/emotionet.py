@@ -41,10 +41,17 @@ import numpy as np
 import pandas as pd
 
 from ssfbench.api.dataset import Fold
-from ssfbench.api.settings import Option
-from ssfbench.datasets._digest import stable_fraction
-from ssfbench.datasets._files import IMAGE_SUFFIXES, read_rows, read_text, relative
-from ssfbench.datasets._real_frames import CROP_OPTION, MARGIN_OPTION, RealFrames
+from ssfbench.datasets.kit import (
+    CROP_OPTION,
+    IMAGE_SUFFIXES,
+    MARGIN_OPTION,
+    Option,
+    RealFrames,
+    read_rows,
+    read_text,
+    relative,
+    stable_fraction,
+)
 
 #: The 11 evaluation AUs of the challenge code, in label order.
 AUS: tuple[int, ...] = (1, 2, 4, 5, 6, 9, 12, 17, 20, 25, 26)

@@ -50,14 +50,21 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ssfbench.api.dataset import VideoSource
-from ssfbench.api.settings import Option
-from ssfbench.datasets._digest import Digest, stable_fraction
-from ssfbench.datasets._files import entries, find_child, relative, require_root, subdirs
-from ssfbench.datasets._problems import Problems
 from ssfbench.datasets._video import VideoReader, decoded_summary
 from ssfbench.datasets._video_runs import decode_run
+from ssfbench.datasets.kit import (
+    Digest,
+    Option,
+    Problems,
+    entries,
+    find_child,
+    relative,
+    require_root,
+    sample_indices,
+    stable_fraction,
+    subdirs,
+)
 from ssfbench.errors import UserError
-from ssfbench.faces.images import sample_indices
 from ssfbench.runtime.fileio import atomic_write_bytes
 
 IDENTITY = re.compile(r"id\d+")
