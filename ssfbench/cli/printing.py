@@ -31,6 +31,7 @@ def print_results(results: list[Result], out: Path) -> None:
 
     layout = OutputLayout(out)
     gains = []
+    records = None  # every result under out, read once (the Δ lines pair each run with its control)
     for result in results:
         board = read_leaderboard(layout.results.leaderboard(result.dataset))
         shown = [row_table(s, d, v) != "controls" or h == result.config_hash for s, d, v, h in
@@ -46,7 +47,9 @@ def print_results(results: list[Result], out: Path) -> None:
         if notes:
             click.echo(f"warning: {result.dataset}: {len(notes)} fold/label scores without positives "
                        f"(recorded under 'warnings' in {path.name}), e.g. {notes[0]}", err=True)
-        gain = init_gain_line(result, layout.results.root)
+        if records is None and (result.get("init_control") or result.get("ensemble")):
+            records = _all_results(layout.results.root)
+        gain = init_gain_line(result, layout.results.root, records or [])
         if gain:
             gains.append(gain)
     for result in results:  # then how many frames fell back, one line per dataset
@@ -75,23 +78,31 @@ def faces_line(result: Result) -> str | None:
 
 
 
-def init_gain_line(result: Result, results_dir: Path, *, resamples: int = 1000, seed: int = 0) -> str | None:
+def _all_results(results_dir: Path) -> list[dict]:
+    """Every result record under ``results_dir`` (files compare would skip are reported there, not here)."""
+    from ssfbench.results.store import load_results
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_results(results_dir)
+
+
+def init_gain_line(result: Result, results_dir: Path, records: list[dict], *, resamples: int = 1000,
+                   seed: int = 0) -> str | None:
     """``Δ own init [95% CI] on synth-au: -1.2 [-2.5, 0.2] F1 (this run 38.0, its step-0 control 39.4 ...)``:
-    the run's gain over its own initialisation (its step-0 control of the same seed, paired bootstrap over
-    test subjects, as ``compare``'s column), or a line saying why there is none; None for runs that have
-    no initialisation of their own to compare with (floors, ceilings, supervised)."""
+    the run's gain over its own initialisation (its step-0 control of the same seed among ``records``,
+    the result records under ``results_dir``; paired bootstrap over test subjects, as ``compare``'s
+    column), or a line saying why there is none; None for runs that have no initialisation of their
+    own to compare with (floors, ceilings, supervised)."""
     from ssfbench.evaluation.bootstrap import paired_bootstrap_mean, predictions_path, read_predictions
     from ssfbench.report.compare import INIT_HEADER, init_pairs
     from ssfbench.report.tables import METRIC_NAMES, gain_text, score
-    from ssfbench.results.store import load_results, result_path
+    from ssfbench.results.store import result_path
 
     if not result.get("init_control") and not result.get("ensemble"):
         return None
     label = f"{INIT_HEADER} on {result.dataset}"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the files compare would skip are reported there
-        pairs = [(a, c) for a, c in init_pairs(load_results(results_dir), result.config_hash, result.dataset)
-                 if a["run_id"] == result.run_id]
+    pairs = [(a, c) for a, c in init_pairs(records, result.config_hash, result.dataset) if a["run_id"] == result.run_id]
     if not pairs:
         return (f"{label}: not measured (no step-0 control of this run in {results_dir}; "
                 "`ssfbench run` makes it unless --no-init-control)")
